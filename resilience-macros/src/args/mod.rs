@@ -1,0 +1,67 @@
+//! Attribute arguments: an optional positional value, then `name = value` pairs.
+//!
+//! Each attribute has a module that turns the generic list into its own
+//! configuration, with one setter per argument and a final `build` that checks
+//! the rules between arguments.
+
+mod duration;
+mod timeout;
+
+pub(crate) use timeout::TimeoutArgs;
+
+use proc_macro2::TokenStream;
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::punctuated::Punctuated;
+use syn::{Expr, Ident, Token};
+
+/// One argument of an attribute.
+pub(crate) enum Arg {
+    /// A bare value, as in `#[timeout_async(5)]`.
+    Positional(Expr),
+    /// `name = value`.
+    Named { name: Ident, value: Expr },
+}
+
+impl Parse for Arg {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        if input.peek(Ident) && input.peek2(Token![=]) && !input.peek2(Token![==]) {
+            let name = input.parse()?;
+            input.parse::<Token![=]>()?;
+            let value = input.parse()?;
+            Ok(Self::Named { name, value })
+        } else {
+            input.parse().map(Self::Positional)
+        }
+    }
+}
+
+/// Parses `arg, arg, …` (a trailing comma is fine).
+pub(crate) fn parse_list(tokens: TokenStream) -> syn::Result<Punctuated<Arg, Token![,]>> {
+    Punctuated::parse_terminated.parse2(tokens)
+}
+
+/// Collects independent errors so that one build reports all of them.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(first) => first.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    /// Keeps the error of `result`, if any, and passes its value on.
+    pub(crate) fn take<T>(&mut self, result: syn::Result<T>) -> Option<T> {
+        result.map_err(|error| self.push(error)).ok()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    pub(crate) fn finish(self) -> syn::Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,64 @@
+//! Code generation. Expansions name nothing but `::resilience_runtime::__private`
+//! and `::core`, and give their own identifiers `Span::mixed_site()` so that user
+//! code can neither see nor shadow them.
+
+mod timeout;
+
+pub(crate) use timeout::timeout_async;
+
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
+use syn::visit_mut::{self, VisitMut};
+use syn::{Ident, Type, TypeInfer};
+
+/// An identifier private to the expansion.
+fn private_ident(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+/// A "fake return edge" at the top of a wrapped body: it fixes the body's output
+/// type to the declared return type (as `tracing::instrument` does), so that
+/// inference and `?` conversions behave as in the unwrapped function and type
+/// errors point at the user's signature.
+fn fake_return_edge(output: Option<&Type>) -> TokenStream {
+    let ty = match output {
+        Some(ty) => {
+            let mut ty = ty.clone();
+            EraseImplTrait.visit_type_mut(&mut ty);
+            quote!(#ty)
+        }
+        None => quote!(()),
+    };
+    let fake = private_ident("__resilience_fake_return");
+    quote! {
+        #[allow(
+            unknown_lints,
+            unreachable_code,
+            clippy::diverging_sub_expression,
+            clippy::empty_loop,
+            clippy::let_unit_value,
+            clippy::let_with_type_underscore,
+            clippy::needless_return,
+            clippy::unreachable
+        )]
+        if false {
+            let #fake: #ty = loop {};
+            return #fake;
+        }
+    }
+}
+
+/// `impl Trait` cannot be named inside a body; `_` lets inference fill it in.
+struct EraseImplTrait;
+
+impl VisitMut for EraseImplTrait {
+    fn visit_type_mut(&mut self, ty: &mut Type) {
+        if let Type::ImplTrait(_) = ty {
+            *ty = Type::Infer(TypeInfer {
+                underscore_token: Default::default(),
+            });
+        } else {
+            visit_mut::visit_type_mut(self, ty);
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The function an attribute is applied to, and the checks on its shape.
+
+use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
+use syn::parse::{ParseStream, Parser};
+use syn::{
+    Attribute, Block, Error, Expr, ExprAsync, ExprCall, GenericArgument, PathArguments,
+    ReturnType, Signature, Stmt, Token, Type, TypeParamBound, Visibility,
+};
+
+/// A function item, kept as close to the user's tokens as possible: the body is
+/// not parsed unless it must be, so that syntax errors in it come from rustc.
+pub(crate) struct FnItem {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) vis: Visibility,
+    pub(crate) sig: Signature,
+    /// `None` for a declaration without a body, such as a trait method.
+    body: Option<Group>,
+    semi: Option<Token![;]>,
+}
+
+/// The future-producing part of a function.
+pub(crate) enum AsyncBody {
+    /// The body of an `async fn`, without its braces.
+    Native(TokenStream),
+    /// A method already rewritten by `#[async_trait]`:
+    /// `fn f(..) -> Pin<Box<dyn Future<Output = R> + ..>> { ..; Box::pin(async move { .. }) }`.
+    AsyncTrait {
+        /// Statements before the boxed future (async-trait emits none today).
+        prefix: Vec<Stmt>,
+        /// The `Box::pin` call, whose argument is `future`.
+        call: ExprCall,
+        future: ExprAsync,
+    },
+}
+
+impl FnItem {
+    /// Parses the item an attribute named `attr` is applied to.
+    pub(crate) fn parse(item: TokenStream, attr: &str) -> syn::Result<Self> {
+        (|input: ParseStream<'_>| Self::parse_fn(input, attr)).parse2(item)
+    }
+
+    fn parse_fn(input: ParseStream<'_>, attr: &str) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis = input.parse()?;
+        if input.fork().parse::<Signature>().is_err() {
+            let what: TokenTree = input.parse()?;
+            return Err(Error::new(
+                what.span(),
+                format!("`#[{attr}]` applies to an `async fn`, not to this `{what}`"),
+            ));
+        }
+        let sig = input.parse()?;
+        let (body, semi) = if input.peek(Token![;]) {
+            (None, Some(input.parse()?))
+        } else {
+            let body: Group = input.parse()?;
+            if body.delimiter() != Delimiter::Brace {
+                return Err(Error::new(body.span(), "expected a function body in braces"));
+            }
+            (Some(body), None)
+        };
+        Ok(Self {
+            attrs,
+            vis,
+            sig,
+            body,
+            semi,
+        })
+    }
+
+    /// The async body, or an error naming what to change for `attr` to apply.
+    pub(crate) fn async_body(&self, attr: &str) -> syn::Result<AsyncBody> {
+        if let Some(constness) = &self.sig.constness {
+            return Err(Error::new(
+                constness.span,
+                format!("`#[{attr}]` applies to an `async fn`, not to a `const fn`; remove `const` and make it `async`"),
+            ));
+        }
+        let Some(body) = &self.body else {
+            return Err(Error::new_spanned(
+                {
+                    let (sig, semi) = (&self.sig, &self.semi);
+                    quote::quote!(#sig #semi)
+                },
+                format!("`#[{attr}]` needs a function body; put it on the method in the `impl` block, not on the declaration"),
+            ));
+        };
+        if self.sig.asyncness.is_some() {
+            return Ok(AsyncBody::Native(body.stream()));
+        }
+        async_trait_shape(body).ok_or_else(|| {
+            Error::new(
+                self.sig.fn_token.span,
+                format!("`#[{attr}]` needs an `async fn`; add `async`, or wrap the future with `resilience_runtime::timeout(limit, future)`"),
+            )
+        })
+    }
+
+    /// The type a caller finally receives: the declared return type, or the
+    /// `Output` of the boxed future of an `#[async_trait]` method.
+    pub(crate) fn output_type(&self) -> Option<&Type> {
+        let ReturnType::Type(_, ty) = &self.sig.output else {
+            return None;
+        };
+        if self.sig.asyncness.is_some() {
+            return Some(ty);
+        }
+        boxed_future_output(ty).or(Some(ty))
+    }
+
+    /// The item with a new body.
+    pub(crate) fn with_body(&self, body: TokenStream) -> TokenStream {
+        let Self {
+            attrs, vis, sig, ..
+        } = self;
+        quote::quote!(#(#attrs)* #vis #sig { #body })
+    }
+}
+
+/// Recognises the body `#[async_trait]` produces, as `tracing::instrument` does.
+fn async_trait_shape(body: &Group) -> Option<AsyncBody> {
+    let mut stmts = Block::parse_within.parse2(body.stream()).ok()?;
+    let Some(Stmt::Expr(Expr::Call(call), None)) = stmts.pop() else {
+        return None;
+    };
+    let Expr::Path(func) = &*call.func else {
+        return None;
+    };
+    let mut segments = func.path.segments.iter().rev();
+    let is_box_pin = segments.next().is_some_and(|s| s.ident == "pin")
+        && segments.next().is_some_and(|s| s.ident == "Box");
+    if !is_box_pin || call.args.len() != 1 {
+        return None;
+    }
+    let Some(Expr::Async(future)) = call.args.first() else {
+        return None;
+    };
+    future.capture?;
+    Some(AsyncBody::AsyncTrait {
+        prefix: stmts,
+        future: future.clone(),
+        call,
+    })
+}
+
+/// `R` in `Pin<Box<dyn Future<Output = R> + ..>>`.
+fn boxed_future_output(ty: &Type) -> Option<&Type> {
+    let Type::Path(pin) = ty else { return None };
+    let boxed = single_type_argument(&pin.path.segments.last()?.arguments)?;
+    let Type::Path(boxed) = boxed else {
+        return None;
+    };
+    let Type::TraitObject(object) = single_type_argument(&boxed.path.segments.last()?.arguments)?
+    else {
+        return None;
+    };
+    object.bounds.iter().find_map(|bound| {
+        let TypeParamBound::Trait(bound) = bound else {
+            return None;
+        };
+        let PathArguments::AngleBracketed(args) = &bound.path.segments.last()?.arguments else {
+            return None;
+        };
+        args.args.iter().find_map(|arg| match arg {
+            GenericArgument::AssocType(assoc) if assoc.ident == "Output" => Some(&assoc.ty),
+            _ => None,
+        })
+    })
+}
+
+fn single_type_argument(arguments: &PathArguments) -> Option<&Type> {
+    let PathArguments::AngleBracketed(args) = arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        GenericArgument::Type(ty) => Some(ty),
+        _ => None,
+    }
+}

@@ -1,0 +1,29 @@
+//! Attribute macros of the `resilience` toolkit.
+//!
+//! This crate is an implementation detail: depend on `resilience-runtime`, which
+//! re-exports these attributes and provides everything their expansions call.
+
+#![warn(missing_docs)]
+
+use proc_macro::TokenStream;
+
+mod args;
+mod expand;
+mod item;
+
+/// Puts a deadline on an `async fn`. See `resilience_runtime::timeout_async`.
+#[proc_macro_attribute]
+pub fn timeout_async(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    expand::timeout_async(args.into(), item.clone())
+        .unwrap_or_else(|error| unchanged_with(error, item))
+        .into()
+}
+
+/// On a mistake, the item is emitted unchanged next to the error, so that one
+/// mistake gives one error and the rest of the crate still type-checks.
+fn unchanged_with(error: syn::Error, item: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    let mut tokens = error.into_compile_error();
+    tokens.extend(item);
+    tokens
+}

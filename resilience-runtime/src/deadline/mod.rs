@@ -1,0 +1,148 @@
+//! Deadlines with budgets that propagate into nested calls.
+//!
+//! Every deadline started by [`#[timeout_async]`](crate::timeout_async) or
+//! [`timeout()`] becomes the *budget* of everything awaited inside it, in the
+//! same task. A nested deadline gets `min(own limit, remaining budget)`; when the
+//! enclosing budget is the one that fires, [`TimeoutError::inherited`] is true.
+//!
+//! ```
+//! use std::time::Duration;
+//! use resilience_runtime::{deadline, timeout, TimeoutError};
+//!
+//! async fn query_db() -> Result<u32, TimeoutError> {
+//!     // Hand what is left of the caller's budget to a client that takes a timeout.
+//!     let budget = deadline::remaining().unwrap_or(Duration::from_secs(30));
+//!     timeout(budget.min(Duration::from_secs(2)), async { 42 }).await
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! assert_eq!(deadline::remaining(), None); // no deadline outside a scope
+//! let rows = timeout(Duration::from_millis(500), query_db()).await;
+//! assert_eq!(rows.unwrap().unwrap(), 42);
+//! # }
+//! ```
+//!
+//! The budget lives with the task that awaits it: a future handed to
+//! `tokio::spawn` starts without one unless it is wrapped in [`propagate`].
+
+mod error;
+mod future;
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+pub use error::TimeoutError;
+pub use future::{Budgeted, Timeout};
+
+/// How a function's return type reports a timeout.
+///
+/// `#[timeout_async]` without `on_timeout` returns `FromTimeout::from_timeout(err)`
+/// when its deadline fires. It is implemented for every `Result<T, E>` whose error
+/// converts from [`TimeoutError`], which covers `std::io::Result<T>`,
+/// `anyhow::Result<T>`, `Result<T, Box<dyn Error + Send + Sync>>`, type aliases of
+/// these, and your own error enums with a `From<TimeoutError>` impl (or a
+/// thiserror `#[from]` variant).
+#[diagnostic::on_unimplemented(
+    message = "`#[timeout_async]` cannot report a timeout through `{Self}`",
+    label = "this return type has no way to carry a `TimeoutError`",
+    note = "return `Result<T, E>` where `E: From<resilience_runtime::TimeoutError>`, or give a fail-soft value with `on_timeout = …`"
+)]
+pub trait FromTimeout {
+    /// The value returned when the deadline fires.
+    fn from_timeout(error: TimeoutError) -> Self;
+}
+
+impl<T, E: From<TimeoutError>> FromTimeout for Result<T, E> {
+    #[inline]
+    fn from_timeout(error: TimeoutError) -> Self {
+        Err(E::from(error))
+    }
+}
+
+/// The deadline of the innermost enclosing scope, if any.
+///
+/// ```
+/// # use std::time::Duration;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use resilience_runtime::{deadline, timeout};
+/// let before = tokio::time::Instant::now();
+/// timeout(Duration::from_secs(1), async move {
+///     let at = deadline::current().unwrap();
+///     assert!(at >= before + Duration::from_secs(1));
+/// })
+/// .await
+/// .unwrap();
+/// # }
+/// ```
+#[inline]
+pub fn current() -> Option<Instant> {
+    future::current()
+}
+
+/// The budget left before the innermost enclosing deadline, if any; zero once it
+/// has passed.
+#[inline]
+pub fn remaining() -> Option<Duration> {
+    current().map(|at| at.saturating_duration_since(Instant::now()))
+}
+
+/// Carries the current budget into a future that will run elsewhere, typically
+/// one handed to `tokio::spawn`.
+///
+/// Spawned tasks do not inherit a budget silently. Inside the propagated future,
+/// [`current`], [`remaining`] and nested deadlines see the budget of the scope
+/// `propagate` was called in. It does not cut the future short by itself: wrap it
+/// in [`timeout()`] for that.
+///
+/// ```
+/// # use std::time::Duration;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use resilience_runtime::{deadline, timeout};
+/// timeout(Duration::from_secs(1), async {
+///     let carried = tokio::spawn(deadline::propagate(async { deadline::remaining() }));
+///     let bare = tokio::spawn(async { deadline::remaining() });
+///     assert!(carried.await.unwrap().is_some());
+///     assert!(bare.await.unwrap().is_none());
+/// })
+/// .await
+/// .unwrap();
+/// # }
+/// ```
+pub fn propagate<F: IntoFuture>(future: F) -> Budgeted<F::IntoFuture> {
+    Budgeted::new(current(), future.into_future())
+}
+
+/// Runs `future` with a deadline `limit` from now, nested in any enclosing budget.
+///
+/// The clock starts when `timeout` is called, as with `tokio::time::timeout`.
+/// Errors report the function `resilience_runtime::timeout`.
+///
+/// ```
+/// # use std::time::Duration;
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use resilience_runtime::timeout;
+/// let slow = tokio::time::sleep(Duration::from_secs(10));
+/// let err = timeout(Duration::from_secs(1), slow).await.unwrap_err();
+/// assert!(!err.inherited());
+/// assert_eq!(err.elapsed(), Duration::from_secs(1));
+/// # }
+/// ```
+pub fn timeout<F: IntoFuture>(limit: Duration, future: F) -> Timeout<F::IntoFuture> {
+    deadline("resilience_runtime::timeout", limit, future)
+}
+
+/// Entry point of `#[timeout_async]` expansions.
+#[doc(hidden)]
+#[inline]
+pub fn deadline<F: IntoFuture>(
+    function: &'static str,
+    limit: Duration,
+    future: F,
+) -> Timeout<F::IntoFuture> {
+    Timeout::new(function, limit, future.into_future())
+}

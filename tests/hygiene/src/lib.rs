@@ -1,0 +1,38 @@
+//! Every expansion must compile here: no prelude, no imports, and no direct
+//! dependency on tokio or tracing. A stray unqualified path in generated code
+//! (`Ok`, `Result`, `Duration`, `tokio::…`) fails this crate's build.
+#![no_implicit_prelude]
+
+/// An error with a `From<TimeoutError>` conversion.
+#[derive(Debug)]
+pub struct Failed;
+
+impl ::core::convert::From<::resilience_runtime::TimeoutError> for Failed {
+    fn from(_: ::resilience_runtime::TimeoutError) -> Self {
+        Failed
+    }
+}
+
+/// A timed free function.
+#[::resilience_runtime::timeout_async("250ms")]
+pub async fn free(x: u32) -> ::core::result::Result<u32, Failed> {
+    ::core::result::Result::Ok(x + 1)
+}
+
+/// A fail-soft timed function.
+#[::resilience_runtime::timeout_async(secs = 0.5, on_timeout = 0)]
+pub async fn fail_soft() -> u32 {
+    7
+}
+
+/// A type with a timed method.
+pub struct Counter(pub u64);
+
+impl Counter {
+    /// A timed method on `&mut self`.
+    #[::resilience_runtime::timeout_async(ms = 10)]
+    pub async fn bump(&mut self) -> ::core::result::Result<u64, Failed> {
+        self.0 += 1;
+        ::core::result::Result::Ok(self.0)
+    }
+}
