@@ -3,8 +3,8 @@
 use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
 use syn::parse::{ParseStream, Parser};
 use syn::{
-    Attribute, Block, Error, Expr, ExprAsync, ExprCall, GenericArgument, PathArguments,
-    ReturnType, Signature, Stmt, Token, Type, TypeParamBound, Visibility,
+    Attribute, Block, Error, Expr, ExprAsync, ExprCall, GenericArgument, PathArguments, ReturnType,
+    Signature, Stmt, Token, Type, TypeParamBound, Visibility,
 };
 
 /// A function item, kept as close to the user's tokens as possible: the body is
@@ -55,7 +55,10 @@ impl FnItem {
         } else {
             let body: Group = input.parse()?;
             if body.delimiter() != Delimiter::Brace {
-                return Err(Error::new(body.span(), "expected a function body in braces"));
+                return Err(Error::new(
+                    body.span(),
+                    "expected a function body in braces",
+                ));
             }
             (Some(body), None)
         };
@@ -73,7 +76,9 @@ impl FnItem {
         if let Some(constness) = &self.sig.constness {
             return Err(Error::new(
                 constness.span,
-                format!("`#[{attr}]` applies to an `async fn`, not to a `const fn`; remove `const` and make it `async`"),
+                format!(
+                    "`#[{attr}]` applies to an `async fn`, not to a `const fn`; remove `const` and make it `async`"
+                ),
             ));
         }
         let Some(body) = &self.body else {
@@ -82,7 +87,9 @@ impl FnItem {
                     let (sig, semi) = (&self.sig, &self.semi);
                     quote::quote!(#sig #semi)
                 },
-                format!("`#[{attr}]` needs a function body; put it on the method in the `impl` block, not on the declaration"),
+                format!(
+                    "`#[{attr}]` needs a function body; put it on the method in the `impl` block, not on the declaration"
+                ),
             ));
         };
         if self.sig.asyncness.is_some() {

@@ -86,7 +86,10 @@ impl Builder {
             Some((earlier, _)) if earlier == source && source != Source::Positional => {
                 self.errors.push(Error::new(
                     span,
-                    format!("duplicate {} argument; give the duration once", source.describe()),
+                    format!(
+                        "duplicate {} argument; give the duration once",
+                        source.describe()
+                    ),
                 ));
             }
             Some((earlier, _)) => self.errors.push(Error::new(

@@ -107,7 +107,12 @@ impl<F: Future> Future for Timeout<F> {
             Poll::Ready(Ok(output)) => Poll::Ready(Ok(output)),
             Poll::Ready(Err(_)) => {
                 let deadline = tokio::time::Timeout::get_ref(&this.inner).budget;
-                Poll::Ready(Err(expired(this.function, *this.start, deadline, *this.inherited)))
+                Poll::Ready(Err(expired(
+                    this.function,
+                    *this.start,
+                    deadline,
+                    *this.inherited,
+                )))
             }
         }
     }

@@ -1,0 +1,65 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use tracing::field::{Field, Visit};
+use tracing::subscriber::DefaultGuard;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+
+/// One `tracing` event, with its fields rendered as text.
+#[derive(Debug, Clone)]
+pub(crate) struct Recorded {
+    pub(crate) level: Level,
+    pub(crate) fields: BTreeMap<String, String>,
+}
+
+impl Recorded {
+    pub(crate) fn field(&self, name: &str) -> &str {
+        self.fields
+            .get(name)
+            .unwrap_or_else(|| panic!("event has no field `{name}`: {self:?}"))
+    }
+}
+
+/// Records every event emitted on this thread while its guard lives.
+#[derive(Clone, Default)]
+pub(crate) struct Recorder(Arc<Mutex<Vec<Recorded>>>);
+
+impl Recorder {
+    pub(crate) fn install() -> (Self, DefaultGuard) {
+        let recorder = Self::default();
+        let subscriber = tracing_subscriber::registry().with(recorder.clone());
+        (recorder, tracing::subscriber::set_default(subscriber))
+    }
+
+    pub(crate) fn events(&self) -> Vec<Recorded> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl<S: Subscriber> Layer<S> for Recorder {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let mut fields = Fields(BTreeMap::new());
+        event.record(&mut fields);
+        self.0.lock().unwrap().push(Recorded {
+            level: *event.metadata().level(),
+            fields: fields.0,
+        });
+    }
+}
+
+struct Fields(BTreeMap<String, String>);
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+}
