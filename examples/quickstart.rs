@@ -26,7 +26,10 @@ async fn recommendations(latency: Duration) -> Vec<&'static str> {
 async fn place_order(symbol: &str, checks: Duration) -> Result<String, TimeoutError> {
     sleep(checks).await; // risk checks
     let left = deadline::remaining().unwrap_or_default();
-    println!("  risk checks done, {} ms of the order's budget left", left.as_millis());
+    println!(
+        "  risk checks done, {} ms of the order's budget left",
+        left.as_millis()
+    );
     let price = fetch_price(symbol, Duration::from_millis(80)).await?;
     Ok(format!("bought {symbol} at {price}"))
 }
@@ -34,7 +37,10 @@ async fn place_order(symbol: &str, checks: Duration) -> Result<String, TimeoutEr
 fn show<T: std::fmt::Debug>(result: Result<T, TimeoutError>) {
     match result {
         Ok(value) => println!("  ok: {value:?}"),
-        Err(err) => println!("  error: {err}\n    inherited from an enclosing budget: {}", err.inherited()),
+        Err(err) => println!(
+            "  error: {err}\n    inherited from an enclosing budget: {}",
+            err.inherited()
+        ),
     }
 }
 
@@ -45,7 +51,10 @@ async fn main() {
     show(fetch_price("ACME", Duration::from_secs(2)).await);
 
     println!("2. a fail-soft stage: recommendations take 500 ms, the limit is 50 ms");
-    println!("  got {:?}", recommendations(Duration::from_millis(500)).await);
+    println!(
+        "  got {:?}",
+        recommendations(Duration::from_millis(500)).await
+    );
 
     println!("3. a nested budget: the order has 300 ms, the feed call 100 ms of its own");
     show(place_order("ACME", Duration::from_millis(100)).await);

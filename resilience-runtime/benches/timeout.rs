@@ -121,7 +121,9 @@ fn benches(c: &mut Criterion) {
     nested.bench_function("hand_written", |b| {
         b.iter_custom(per_call(&runtime, hand_written_nested))
     });
-    nested.bench_function("annotated", |b| b.iter_custom(per_call(&runtime, level_one)));
+    nested.bench_function("annotated", |b| {
+        b.iter_custom(per_call(&runtime, level_one))
+    });
     nested.finish();
 }
 

@@ -28,7 +28,9 @@ impl Cargo {
     fn command(&self) -> Command {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut command = Command::new(cargo);
-        command.args(&self.args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
 

@@ -5,13 +5,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::Instant;
+use tokio::task::coop::{Unconstrained, unconstrained};
+use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::TimeoutError;
 
 thread_local! {
     // The budget of the innermost scope being polled on this thread. It is set
-    // around each poll of a `Budgeted` future and restored afterwards, so it always
+    // around each poll of a scoped future and restored afterwards, so it always
     // belongs to the task being polled. A plain `Cell` rather than a tokio
     // task-local: the deadline is already stored in the future, and a task-local
     // scope would store a second copy in every timed future.
@@ -19,16 +20,24 @@ thread_local! {
 }
 
 pub(super) fn current() -> Option<Instant> {
-    CURRENT.with(Cell::get)
+    CURRENT.get()
 }
 
-/// Restores the enclosing budget when a poll ends, also by unwinding.
-struct Restore(Option<Instant>);
+/// Polls with `budget` as the current budget, restoring the enclosing one
+/// afterwards, also when the poll unwinds.
+#[inline]
+fn with_budget<R>(budget: Option<Instant>, poll: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Instant>);
 
-impl Drop for Restore {
-    fn drop(&mut self) {
-        CURRENT.with(|current| current.set(self.0));
+    impl Drop for Restore {
+        #[inline]
+        fn drop(&mut self) {
+            CURRENT.set(self.0);
+        }
     }
+
+    let _restore = Restore(CURRENT.replace(budget));
+    poll()
 }
 
 pin_project! {
@@ -54,8 +63,7 @@ impl<F: Future> Future for Budgeted<F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _restore = Restore(CURRENT.with(|current| current.replace(*this.budget)));
-        this.future.poll(cx)
+        with_budget(*this.budget, || this.future.poll(cx))
     }
 }
 
@@ -68,9 +76,18 @@ pin_project! {
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct Timeout<F> {
         #[pin]
-        inner: tokio::time::Timeout<Budgeted<F>>,
-        function: &'static str,
+        future: Option<F>,
+        // Created when the future first returns `Pending`: a call that
+        // completes at once never touches the timer. Polled unconstrained by
+        // tokio's cooperative budget, so a body that spends the budget cannot
+        // hold off its own deadline (what `tokio::time::Timeout` does too).
+        #[pin]
+        sleep: Option<Unconstrained<Sleep>>,
         start: Instant,
+        // The effective limit, in nanoseconds: 8 bytes instead of the 16 of a
+        // second `Instant`, and room for 584 years.
+        limit_nanos: u64,
+        function: &'static str,
         inherited: bool,
     }
 }
@@ -87,12 +104,22 @@ impl<F: Future> Timeout<F> {
             Some(enclosing) if enclosing < own => (enclosing, true),
             _ => (own, false),
         };
+        let limit = deadline.saturating_duration_since(start);
         Self {
-            inner: tokio::time::timeout_at(deadline, Budgeted::new(Some(deadline), future)),
-            function,
+            future: Some(future),
+            sleep: None,
             start,
+            limit_nanos: u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX),
+            function,
             inherited,
         }
+    }
+}
+
+impl<F> Timeout<F> {
+    #[inline]
+    fn deadline(start: Instant, limit_nanos: u64) -> Instant {
+        start + Duration::from_nanos(limit_nanos)
     }
 }
 
@@ -102,11 +129,24 @@ impl<F: Future> Future for Timeout<F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        match this.inner.as_mut().poll(cx) {
+        let Some(future) = this.future.as_mut().as_pin_mut() else {
+            panic!("`Timeout` polled after completion");
+        };
+        let deadline = Self::deadline(*this.start, *this.limit_nanos);
+        if let Poll::Ready(output) = with_budget(Some(deadline), || future.poll(cx)) {
+            this.future.set(None);
+            return Poll::Ready(Ok(output));
+        }
+        if this.sleep.is_none() {
+            this.sleep.set(Some(unconstrained(sleep_until(deadline))));
+        }
+        let sleep = this.sleep.as_pin_mut().expect("set above");
+        match sleep.poll(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(output)) => Poll::Ready(Ok(output)),
-            Poll::Ready(Err(_)) => {
-                let deadline = tokio::time::Timeout::get_ref(&this.inner).budget;
+            Poll::Ready(()) => {
+                // Dropped before the error is handed out, so that the body's
+                // destructors have run when the caller sees the timeout.
+                this.future.set(None);
                 Poll::Ready(Err(expired(
                     this.function,
                     *this.start,
@@ -124,10 +164,10 @@ impl<F: Future> Future for Timeout<F> {
 fn expired(
     function: &'static str,
     start: Instant,
-    deadline: Option<Instant>,
+    deadline: Instant,
     inherited: bool,
 ) -> TimeoutError {
-    let limit = deadline.map_or(Duration::ZERO, |at| at.saturating_duration_since(start));
+    let limit = deadline.saturating_duration_since(start);
     let elapsed = start.elapsed();
     tracing::warn!(
         function,
