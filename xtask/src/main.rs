@@ -9,6 +9,7 @@
 
 use std::process::ExitCode;
 
+mod libtorch;
 mod run;
 
 use run::{Cargo, Step};
@@ -35,13 +36,25 @@ fn main() -> ExitCode {
 fn test() -> Result<(), String> {
     Step::new("formatting").cargo(Cargo::new(["fmt", "--all", "--", "--check"]))?;
     Step::new("clippy").cargo(Cargo::new(clippy(&[])))?;
-    let summary = Step::new("tests").cargo_counting(Cargo::new(["test", "--workspace"]))?;
+    let mut summary = Step::new("tests").cargo_counting(Cargo::new(["test", "--workspace"]))?;
+
+    let torch = libtorch::provision()?;
+    let with_tch = ["--features", "tch"];
+    Step::new("clippy, with libtorch").cargo(Cargo::new(clippy(&with_tch)).env(&torch))?;
+    let tests = Cargo::new(["test", "--workspace", "--features", "tch"]).env(&torch);
+    let with_torch = Step::new("tests, with libtorch").cargo_counting(tests)?;
+    // A suite that was skipped or not built is a failure, not a pass.
+    with_torch.require_suite("device_fallback")?;
+    summary.add(with_torch);
     println!("{summary}");
     Ok(())
 }
 
 fn demo() -> Result<(), String> {
-    Step::new("quickstart").cargo(Cargo::new(["run", "--quiet", "--example", "quickstart"]))
+    Step::new("quickstart").cargo(Cargo::new(["run", "--quiet", "--example", "quickstart"]))?;
+    let torch = libtorch::provision()?;
+    let example = ["run", "--quiet", "--features", "tch", "--example", "tensor_fallback"];
+    Step::new("tensor fallback").cargo(Cargo::new(example).env(&torch))
 }
 
 fn clippy(extra: &[&'static str]) -> Vec<&'static str> {
