@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod deadline;
+pub mod device;
 
 /// Puts a deadline on an `async fn`.
 ///
