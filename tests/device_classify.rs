@@ -17,7 +17,10 @@ fn expected(class: &str) -> DeviceErrorKind {
 /// Reads one JSON string field; the fixture lines are flat objects.
 fn field(line: &str, name: &str) -> String {
     let key = format!("\"{name}\": \"");
-    let start = line.find(&key).unwrap_or_else(|| panic!("no `{name}` in {line}")) + key.len();
+    let start = line
+        .find(&key)
+        .unwrap_or_else(|| panic!("no `{name}` in {line}"))
+        + key.len();
     let mut out = String::new();
     let mut chars = line[start..].chars();
     while let Some(c) = chars.next() {
@@ -37,7 +40,10 @@ fn field(line: &str, name: &str) -> String {
 
 #[test]
 fn every_fixture_message_is_classified_correctly() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/device_errors.jsonl");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/device_errors.jsonl"
+    );
     let fixtures = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut wrong = Vec::new();
     let mut count = 0;

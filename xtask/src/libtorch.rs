@@ -20,7 +20,10 @@ pub(crate) type Env = Vec<(&'static str, OsString)>;
 pub(crate) fn provision() -> Result<Env, String> {
     if let Some(libtorch) = std::env::var_os("LIBTORCH") {
         let lib = PathBuf::from(&libtorch).join("lib");
-        println!("==> libtorch: using LIBTORCH={}", PathBuf::from(&libtorch).display());
+        println!(
+            "==> libtorch: using LIBTORCH={}",
+            PathBuf::from(&libtorch).display()
+        );
         return Ok(vec![("LD_LIBRARY_PATH", prepend(&lib, "LD_LIBRARY_PATH")?)]);
     }
     let venv = cache_dir()?.join(format!("torch-{TORCH_VERSION}"));
@@ -28,7 +31,10 @@ pub(crate) fn provision() -> Result<Env, String> {
         Ok(lib) => PathBuf::from(lib.trim()),
         Err(_) => install(&venv)?,
     };
-    println!("==> libtorch: PyTorch {TORCH_VERSION} from {}", venv.display());
+    println!(
+        "==> libtorch: PyTorch {TORCH_VERSION} from {}",
+        venv.display()
+    );
     let bin = venv.join("bin");
     Ok(vec![
         ("LIBTORCH_USE_PYTORCH", "1".into()),
@@ -77,15 +83,16 @@ fn install(venv: &Path) -> Result<PathBuf, String> {
     }
     std::fs::write(venv.join(READY_MARKER), lib)
         .map_err(|e| format!("cannot write to {}: {e}", venv.display()))?;
-    println!(
-        "==> libtorch: ready after {:.0?}",
-        started.elapsed()
-    );
+    println!("==> libtorch: ready after {:.0?}", started.elapsed());
     Ok(PathBuf::from(lib))
 }
 
 fn cache_dir() -> Result<PathBuf, String> {
-    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     var("RESILIENCE_CACHE_DIR")
         .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("resilience")))
         .or_else(|| var("HOME").map(|d| d.join(".cache").join("resilience")))

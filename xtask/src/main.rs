@@ -44,7 +44,7 @@ fn test() -> Result<(), String> {
     let tests = Cargo::new(["test", "--workspace", "--features", "tch"]).env(&torch);
     let with_torch = Step::new("tests, with libtorch").cargo_counting(tests)?;
     // A suite that was skipped or not built is a failure, not a pass.
-    with_torch.require_suite("device_fallback")?;
+    with_torch.require_suite("device_libtorch")?;
     summary.add(with_torch);
     println!("{summary}");
     Ok(())
@@ -53,7 +53,14 @@ fn test() -> Result<(), String> {
 fn demo() -> Result<(), String> {
     Step::new("quickstart").cargo(Cargo::new(["run", "--quiet", "--example", "quickstart"]))?;
     let torch = libtorch::provision()?;
-    let example = ["run", "--quiet", "--features", "tch", "--example", "tensor_fallback"];
+    let example = [
+        "run",
+        "--quiet",
+        "--features",
+        "tch",
+        "--example",
+        "tensor_fallback",
+    ];
     Step::new("tensor fallback").cargo(Cargo::new(example).env(&torch))
 }
 

@@ -117,7 +117,12 @@ pub fn classify(message: &str) -> DeviceErrorKind {
     }
     // Allocation itself failing means the backend is missing, not one op.
     let cannot_allocate = text.contains("could not run 'aten::")
-        && has(&["'aten::empty", "'aten::_to_copy", "'aten::zeros", "'aten::ones"]);
+        && has(&[
+            "'aten::empty",
+            "'aten::_to_copy",
+            "'aten::zeros",
+            "'aten::ones",
+        ]);
     if cannot_allocate
         || has(&[
             "not compiled with",
@@ -274,24 +279,54 @@ mod tests {
 
     #[test]
     fn leaves_plain_messages_borrowed() {
-        assert!(matches!(normalize("CUDA error: out of memory"), Cow::Borrowed(_)));
+        assert!(matches!(
+            normalize("CUDA error: out of memory"),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]
     fn rewording_between_versions_keeps_the_class() {
         use DeviceErrorKind::*;
         let cases = [
-            ("MPS backend out of memory (MPS allocated: 17.01 GB, other allocations: 1.2 GB)", OutOfMemory),
-            ("CUDA error: an illegal memory access was encountered", Fault),
-            ("\"addmm_impl_cpu_\" not implemented for 'Half'", UnsupportedDtype),
-            ("MPS does not support cumsum op with int64 input", UnsupportedDtype),
-            ("Could not run 'aten::_fft_r2c' with arguments from the 'MPS' backend.", UnsupportedOp),
-            ("Could not run 'aten::empty.memory_format' with arguments from the 'MPS' backend.", Unavailable),
+            (
+                "MPS backend out of memory (MPS allocated: 17.01 GB, other allocations: 1.2 GB)",
+                OutOfMemory,
+            ),
+            (
+                "CUDA error: an illegal memory access was encountered",
+                Fault,
+            ),
+            (
+                "\"addmm_impl_cpu_\" not implemented for 'Half'",
+                UnsupportedDtype,
+            ),
+            (
+                "MPS does not support cumsum op with int64 input",
+                UnsupportedDtype,
+            ),
+            (
+                "Could not run 'aten::_fft_r2c' with arguments from the 'MPS' backend.",
+                UnsupportedOp,
+            ),
+            (
+                "Could not run 'aten::empty.memory_format' with arguments from the 'MPS' backend.",
+                Unavailable,
+            ),
             ("Found no NVIDIA driver on your system.", Unavailable),
-            ("CUDA error: no kernel image is available for execution on the device", Unavailable),
-            ("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)", NotDevice),
+            (
+                "CUDA error: no kernel image is available for execution on the device",
+                Unavailable,
+            ),
+            (
+                "mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)",
+                NotDevice,
+            ),
             ("CUDA error: device-side assert triggered", NotDevice),
-            ("index 7 is out of bounds for dimension 0 with size 3", NotDevice),
+            (
+                "index 7 is out of bounds for dimension 0 with size 3",
+                NotDevice,
+            ),
             ("invalid literal for int() with base 10", NotDevice),
         ];
         for (message, kind) in cases {
