@@ -55,6 +55,7 @@ impl VisitMut for EraseImplTrait {
     fn visit_type_mut(&mut self, ty: &mut Type) {
         if let Type::ImplTrait(_) = ty {
             *ty = Type::Infer(TypeInfer {
+                attrs: Vec::new(),
                 underscore_token: Default::default(),
             });
         } else {
