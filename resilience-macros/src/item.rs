@@ -73,16 +73,33 @@ impl FnItem {
 
     /// The async body, or an error naming what to change for `attr` to apply.
     pub(crate) fn async_body(&self, attr: &str) -> syn::Result<AsyncBody> {
+        let body = self.body(attr)?;
+        if self.sig.asyncness.is_some() {
+            return Ok(AsyncBody::Native(body));
+        }
+        self.body
+            .as_ref()
+            .and_then(async_trait_shape)
+            .ok_or_else(|| {
+                Error::new(
+                    self.sig.fn_token.span,
+                    format!("`#[{attr}]` needs an `async fn`; add `async`, or wrap the future with `resilience_runtime::timeout(limit, future)`"),
+                )
+            })
+    }
+
+    /// The body of a sync or async function, or an error naming what to change
+    /// for `attr` to apply.
+    pub(crate) fn body(&self, attr: &str) -> syn::Result<TokenStream> {
         if let Some(constness) = &self.sig.constness {
             return Err(Error::new(
                 constness.span,
-                format!(
-                    "`#[{attr}]` applies to an `async fn`, not to a `const fn`; remove `const` and make it `async`"
-                ),
+                format!("`#[{attr}]` cannot wrap a `const fn`; remove `const`"),
             ));
         }
-        let Some(body) = &self.body else {
-            return Err(Error::new_spanned(
+        match &self.body {
+            Some(body) => Ok(body.stream()),
+            None => Err(Error::new_spanned(
                 {
                     let (sig, semi) = (&self.sig, &self.semi);
                     quote::quote!(#sig #semi)
@@ -90,17 +107,8 @@ impl FnItem {
                 format!(
                     "`#[{attr}]` needs a function body; put it on the method in the `impl` block, not on the declaration"
                 ),
-            ));
-        };
-        if self.sig.asyncness.is_some() {
-            return Ok(AsyncBody::Native(body.stream()));
+            )),
         }
-        async_trait_shape(body).ok_or_else(|| {
-            Error::new(
-                self.sig.fn_token.span,
-                format!("`#[{attr}]` needs an `async fn`; add `async`, or wrap the future with `resilience_runtime::timeout(limit, future)`"),
-            )
-        })
     }
 
     /// The type a caller finally receives: the declared return type, or the

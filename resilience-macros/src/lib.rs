@@ -20,6 +20,26 @@ pub fn timeout_async(args: TokenStream, item: TokenStream) -> TokenStream {
         .into()
 }
 
+/// Runs a tensor op on the CPU when the device fails. See
+/// `resilience_runtime::safe_mps_op`.
+#[proc_macro_attribute]
+pub fn safe_mps_op(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    #[cfg(feature = "tch")]
+    let expanded = expand::safe_mps_op(args.into(), item.clone());
+    #[cfg(not(feature = "tch"))]
+    let expanded: syn::Result<proc_macro2::TokenStream> = {
+        let _ = args;
+        Err(syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "`#[safe_mps_op]` needs the `tch` feature of resilience-runtime; enable it with `resilience-runtime = { version = \"0.1\", features = [\"tch\"] }`",
+        ))
+    };
+    expanded
+        .unwrap_or_else(|error| unchanged_with(error, item))
+        .into()
+}
+
 /// On a mistake, the item is emitted unchanged next to the error, so that one
 /// mistake gives one error and the rest of the crate still type-checks.
 fn unchanged_with(error: syn::Error, item: proc_macro2::TokenStream) -> proc_macro2::TokenStream {

@@ -33,6 +33,7 @@
 #![doc(test(attr(deny(warnings))))]
 #![warn(missing_docs)]
 
+pub mod chaos;
 pub mod deadline;
 pub mod device;
 
@@ -57,6 +58,44 @@ pub mod device;
 #[doc(inline)]
 pub use resilience_macros::timeout_async;
 
+/// Runs a tensor op again on the CPU when its device fails.
+///
+/// Put it on a sync or async function (or method) that does `tch` work. A
+/// libtorch error, returned as `Err` by an `f_*` method or raised as a panic by
+/// a plain one, is classified with [`device::classify`]; for an unsupported
+/// op or dtype, an out-of-memory or an absent device, the body runs again
+/// with every tensor argument moved to the CPU and every `Device` argument
+/// replaced by `Device::Cpu`, and the result moves back to the inputs'
+/// device. Anything else (shape mismatches, mixed devices, non-torch panics)
+/// passes through unchanged.
+///
+/// ```
+/// use resilience_runtime::safe_mps_op;
+/// use tch::{Device, Tensor};
+///
+/// #[safe_mps_op]
+/// fn gram(x: &Tensor, device: Device) -> Tensor {
+///     let x = x.to_device(device); // no MPS here: fails, and reruns on CPU
+///     x.matmul(&x.tr())
+/// }
+///
+/// let x = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).view([2, 2]);
+/// let g = gram(&x, Device::Mps);
+/// assert_eq!(Vec::<f32>::try_from(g.view([-1])).unwrap(), [5.0, 11.0, 11.0, 25.0]);
+/// ```
+///
+/// Options: `fallback = "cpu" | "none"`, `return_to = "origin" | "cpu"`,
+/// `sticky = true | false`, `retries = N`; see `docs/guide.md`.
+#[cfg(feature = "tch")]
+#[doc(inline)]
+pub use resilience_macros::safe_mps_op;
+
+/// Without the `tch` feature, `#[safe_mps_op]` is a compile error that says
+/// to enable it.
+#[cfg(not(feature = "tch"))]
+#[doc(hidden)]
+pub use resilience_macros::safe_mps_op;
+
 #[doc(inline)]
 pub use deadline::{TimeoutError, timeout};
 
@@ -64,4 +103,6 @@ pub use deadline::{TimeoutError, timeout};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::deadline::{FromTimeout, deadline};
+    #[cfg(feature = "tch")]
+    pub use crate::device::__private as device;
 }

@@ -4,9 +4,11 @@
 //! configuration, with one setter per argument and a final `build` that checks
 //! the rules between arguments.
 
+mod device;
 mod duration;
 mod timeout;
 
+pub(crate) use device::DeviceArgs;
 pub(crate) use timeout::TimeoutArgs;
 
 use proc_macro2::TokenStream;

@@ -2,8 +2,12 @@
 //! and `::core`, and give their own identifiers `Span::mixed_site()` so that user
 //! code can neither see nor shadow them.
 
+#[cfg(feature = "tch")]
+mod device;
 mod timeout;
 
+#[cfg(feature = "tch")]
+pub(crate) use device::safe_mps_op;
 pub(crate) use timeout::timeout_async;
 
 use proc_macro2::{Span, TokenStream};

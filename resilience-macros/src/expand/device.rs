@@ -1,0 +1,229 @@
+//! `#[safe_mps_op]`: the body becomes a closure over the function's
+//! arguments, and the runtime calls it first with the arguments as given, then,
+//! on a device failure, with the arguments moved to the CPU.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::visit_mut::{self, VisitMut};
+use syn::{Error, FnArg, Ident, Lifetime, Pat, PatIdent, PatType, ReturnType, Type, TypeReference};
+
+use super::{fake_return_edge, private_ident};
+use crate::args::{DeviceArgs, Errors};
+use crate::item::FnItem;
+
+pub(crate) fn safe_mps_op(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let mut errors = Errors::default();
+    let args = errors.take(DeviceArgs::parse(args));
+    let item = errors.take(FnItem::parse(item, "safe_mps_op"));
+    let parts = item.as_ref().and_then(|item| errors.take(Parts::of(item)));
+    errors.finish()?;
+    let (Some(args), Some(item), Some(parts)) = (args, item, parts) else {
+        unreachable!("errors were reported above");
+    };
+    Ok(expand(&args, item, parts))
+}
+
+/// What the expansion needs from the function, checked.
+struct Parts {
+    body: TokenStream,
+    output: Type,
+    /// Per typed argument: the name the function binds it to, and the
+    /// closure parameter (the user's pattern, with lifetimes elided).
+    args: Vec<(Ident, TokenStream)>,
+}
+
+impl Parts {
+    fn of(item: &FnItem) -> syn::Result<Self> {
+        let mut errors = Errors::default();
+        let body = errors.take(item.body("safe_mps_op"));
+        let output = match &item.sig.output {
+            ReturnType::Default => syn::parse_quote!(()),
+            ReturnType::Type(_, ty) => (**ty).clone(),
+        };
+        if let Some(span) = impl_trait_span(&output) {
+            errors.push(Error::new(
+                span,
+                "`#[safe_mps_op]` needs a return type it can name; return a concrete type instead of `impl Trait`",
+            ));
+        }
+        let mut args = Vec::new();
+        for (index, input) in item.sig.inputs.iter().enumerate() {
+            let FnArg::Typed(PatType { pat, ty, .. }) = input else {
+                continue;
+            };
+            if let Some(span) = impl_trait_span(ty) {
+                errors.push(Error::new(
+                    span,
+                    "`#[safe_mps_op]` cannot pass an `impl Trait` argument to a CPU rerun; use a generic parameter",
+                ));
+            }
+            let name = match &**pat {
+                Pat::Ident(PatIdent {
+                    by_ref: None,
+                    ident,
+                    subpat: None,
+                    ..
+                }) => ident.clone(),
+                _ => format_ident!("__resilience_arg{}", index, span = Span::mixed_site()),
+            };
+            let mut ty = (**ty).clone();
+            ElideLifetimes.visit_type_mut(&mut ty);
+            args.push((name, quote!(#pat: #ty)));
+        }
+        errors.finish()?;
+        Ok(Self {
+            body: body.unwrap_or_default(),
+            output,
+            args,
+        })
+    }
+}
+
+fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
+    let Parts {
+        body,
+        output,
+        args: arguments,
+    } = parts;
+    // The function binds each argument to a plain name; patterns move to the
+    // closure that holds the body.
+    for (input, (name, _)) in item
+        .sig
+        .inputs
+        .iter_mut()
+        .filter(|input| matches!(input, FnArg::Typed(_)))
+        .zip(&arguments)
+    {
+        if let FnArg::Typed(typed) = input {
+            typed.pat = Box::new(Pat::Ident(PatIdent {
+                attrs: Vec::new(),
+                by_ref: None,
+                mutability: None,
+                ident: name.clone(),
+                subpat: None,
+            }));
+        }
+    }
+
+    let private = quote!(::resilience_runtime::__private::device);
+    let site = private_ident("__RESILIENCE_SITE");
+    let body_fn = private_ident("__resilience_body");
+    let target = private_ident("__resilience_target");
+    let function = item.sig.ident.unraw().to_string();
+    let DeviceArgs {
+        fallback,
+        return_to_origin,
+        sticky,
+        retries,
+    } = *args;
+    let fake_return = fake_return_edge(Some(&output));
+    let names: Vec<&Ident> = arguments.iter().map(|(name, _)| name).collect();
+    let params = arguments.iter().map(|(_, param)| param);
+    let holders: Vec<Ident> = (0..names.len())
+        .map(|i| format_ident!("__resilience_held{}", i, span = Span::mixed_site()))
+        .collect();
+    // Spanned at each argument, so that one that cannot be passed again is
+    // reported where it is declared.
+    let held: Vec<TokenStream> = names
+        .iter()
+        .map(|name| quote_spanned!(name.span()=> (&&&#private::Arg(&#name)).hold(#target)))
+        .collect();
+    let devices = names
+        .iter()
+        .map(|name| quote_spanned!(name.span()=> (&&&#private::Arg(&#name)).device()));
+    let result = quote!(::core::result::Result);
+    let (closure, invoke) = if item.sig.asyncness.is_some() {
+        let closure = quote!(async |#(#params),*| { #fake_return #body });
+        // The arguments are held (moved, for a rerun) before the future
+        // starts; the future owns what it passes to the body.
+        let invoke = quote! {
+            let #body_fn = &#body_fn;
+            #private::run_async(&#site, __resilience_output, &__resilience_origin, |#target| {
+                #[allow(clippy::redundant_closure_call)]
+                let __resilience_held = (|| -> #result<_, #private::TchError> {
+                    #result::Ok((#(#held?,)*))
+                })();
+                async move {
+                    let (#(mut #holders,)*) = match __resilience_held {
+                        #result::Ok(held) => held,
+                        #result::Err(error) => return #result::Err(error),
+                    };
+                    #result::Ok(#body_fn(#(#holders.param()),*).await)
+                }
+            })
+            .await
+        };
+        (closure, invoke)
+    } else {
+        let closure = quote!(|#(#params),*| { #fake_return #body });
+        let invoke = quote! {
+            #private::run(&#site, __resilience_output, &__resilience_origin, |#target| {
+                #(let mut #holders = #held?;)*
+                #result::Ok(#body_fn(#(#holders.param()),*))
+            })
+        };
+        (closure, invoke)
+    };
+    let new_body = quote! {
+        static #site: #private::DeviceSite = #private::DeviceSite::new(
+            ::core::concat!(::core::module_path!(), "::", #function),
+            #private::DeviceOptions {
+                fallback: #fallback,
+                return_to_origin: #return_to_origin,
+                sticky: #sticky,
+                retries: #retries,
+            },
+        );
+        #[allow(unused_mut)]
+        let mut #body_fn = #closure;
+        {
+            #[allow(unused_imports)]
+            use #private::{
+                Param as _, PlainMoveBack as _, PlainStay as _, ResultMoveBack as _,
+                ResultStay as _, ViaClone as _, ViaCopy as _, ViaTensor as _,
+            };
+            let __resilience_output = (&&&&#private::OutputOf::<#output>::new()).output();
+            let __resilience_origin = || #private::first_device([#(#devices),*]);
+            #invoke
+        }
+    };
+    item.with_body(new_body)
+}
+
+/// The span of the first `impl Trait` in `ty`.
+fn impl_trait_span(ty: &Type) -> Option<Span> {
+    struct Find(Option<Span>);
+    impl<'ast> syn::visit::Visit<'ast> for Find {
+        fn visit_type_impl_trait(&mut self, ty: &'ast syn::TypeImplTrait) {
+            self.0.get_or_insert(ty.span());
+        }
+    }
+    let mut find = Find(None);
+    syn::visit::Visit::visit_type(&mut find, ty);
+    find.0
+}
+
+/// Closure parameters must not name the function's lifetimes: elided, each is
+/// fresh for every call, so a rerun can pass arguments that live shorter.
+struct ElideLifetimes;
+
+impl VisitMut for ElideLifetimes {
+    fn visit_type_reference_mut(&mut self, reference: &mut TypeReference) {
+        if reference
+            .lifetime
+            .as_ref()
+            .is_some_and(|l| l.ident != "static")
+        {
+            reference.lifetime = None;
+        }
+        visit_mut::visit_type_reference_mut(self, reference);
+    }
+
+    fn visit_lifetime_mut(&mut self, lifetime: &mut Lifetime) {
+        if lifetime.ident != "static" {
+            *lifetime = Lifetime::new("'_", lifetime.span());
+        }
+    }
+}

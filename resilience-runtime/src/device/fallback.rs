@@ -1,0 +1,350 @@
+//! The device attempt, and what happens when it fails: out-of-memory retries,
+//! the CPU rerun, the move back to the inputs' device, and the counts.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+use tch::{Device, TchError};
+
+use super::args::{Output, Target};
+use super::site::DeviceSite;
+use super::{DeviceError, DeviceErrorKind, classify, normalize};
+
+/// How an attempt ended.
+enum Attempt<R> {
+    Done(R),
+    Failed(Failure<R>),
+}
+
+/// A failed attempt, with everything needed to pass it on unchanged.
+struct Failure<R> {
+    kind: DeviceErrorKind,
+    message: String,
+    source: Source<R>,
+}
+
+enum Source<R> {
+    /// The function returned an `Err`.
+    Returned(R),
+    /// A plain tch method panicked.
+    Panicked(Box<dyn Any + Send>),
+    /// `chaos::inject_device_error`.
+    Injected,
+    /// Moving the inputs for a rerun failed.
+    Moving,
+    /// The device is known to fail for this function: no attempt was made.
+    Sticky(Device),
+}
+
+impl<R> Failure<R> {
+    fn new(message: String, source: Source<R>) -> Self {
+        Self {
+            kind: classify(&message),
+            message,
+            source,
+        }
+    }
+}
+
+/// The text of a panic raised by a tch method, or `None` for any other panic.
+fn torch_panic(payload: &(dyn Any + Send)) -> Option<String> {
+    let text = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())?;
+    let from_torch = text.contains("Torch(\"") || text.contains("Internal torch error");
+    from_torch.then(|| text.to_owned())
+}
+
+/// Reads one finished run: a result, or a panic to classify or resume.
+fn settle<R, O: Output<R>>(output: O, run: std::thread::Result<R>) -> Attempt<R> {
+    match run {
+        Ok(value) => match output.failure(&value) {
+            Some(message) if classify(&message) != DeviceErrorKind::NotDevice => {
+                Attempt::Failed(Failure::new(message, Source::Returned(value)))
+            }
+            _ => Attempt::Done(value),
+        },
+        Err(payload) => match torch_panic(&*payload) {
+            Some(message) => Attempt::Failed(Failure::new(message, Source::Panicked(payload))),
+            // Not a torch error: a bug of the caller's, never swallowed.
+            None => resume_unwind(payload),
+        },
+    }
+}
+
+/// What precedes every attempt: counting, injected faults, sticky devices.
+#[inline]
+fn before_attempt<R>(
+    site: &'static DeviceSite,
+    origin: &dyn Fn() -> Option<Device>,
+) -> Option<Failure<R>> {
+    site.enter();
+    if let Some(message) = crate::chaos::take_device_error(site.function) {
+        return Some(Failure::new(message, Source::Injected));
+    }
+    if site.has_sticky() && site.options.sticky {
+        if let Some(device) = origin().filter(|&d| site.is_sticky(d)) {
+            return Some(Failure {
+                kind: DeviceErrorKind::Unavailable,
+                message: String::new(),
+                source: Source::Sticky(device),
+            });
+        }
+    }
+    None
+}
+
+/// Runs a sync `#[safe_mps_op]` function: `call(target)` runs its body with
+/// the arguments held for `target`, first on the inputs' device.
+#[doc(hidden)]
+#[inline]
+pub fn run<R, O: Output<R>>(
+    site: &'static DeviceSite,
+    output: O,
+    origin: &dyn Fn() -> Option<Device>,
+    mut call: impl FnMut(Target) -> Result<R, TchError>,
+) -> R {
+    let failure = match before_attempt(site, origin) {
+        Some(failure) => failure,
+        None => match attempt(output, || call(Target::Device)) {
+            Attempt::Done(value) => return value,
+            Attempt::Failed(failure) => failure,
+        },
+    };
+    recover(site, output, failure, origin, call)
+}
+
+#[inline]
+fn attempt<R, O: Output<R>>(output: O, call: impl FnOnce() -> Result<R, TchError>) -> Attempt<R> {
+    match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(Err(error)) => Attempt::Failed(Failure::new(error.to_string(), Source::Moving)),
+        Ok(Ok(value)) => settle(output, Ok(value)),
+        Err(payload) => settle(output, Err(payload)),
+    }
+}
+
+/// Out-of-memory retries, then the CPU rerun or passing the failure on.
+#[cold]
+fn recover<R, O: Output<R>>(
+    site: &'static DeviceSite,
+    output: O,
+    failure: Failure<R>,
+    origin: &dyn Fn() -> Option<Device>,
+    mut call: impl FnMut(Target) -> Result<R, TchError>,
+) -> R {
+    let origin = match failure.source {
+        Source::Sticky(device) => Some(device),
+        _ => origin(),
+    };
+    let mut failure = failure;
+    let mut retries = site.options.retries;
+    while failure.kind == DeviceErrorKind::OutOfMemory && retries > 0 {
+        retries -= 1;
+        tracing::debug!(function = site.function, device = ?origin, "out of memory; retrying on the device");
+        match attempt(output, || call(Target::Device)) {
+            Attempt::Done(value) => return value,
+            Attempt::Failed(next) => failure = next,
+        }
+    }
+    match plan(site, &failure, origin) {
+        Plan::PassOn => pass_on(site, output, failure, origin),
+        Plan::Cpu => {
+            let cpu = match attempt(output, || call(Target::Cpu)) {
+                Attempt::Failed(f) if f.kind == DeviceErrorKind::UnsupportedDtype => {
+                    attempt(output, || call(Target::CpuUpcast))
+                }
+                other => other,
+            };
+            finish(site, output, failure, origin, cpu)
+        }
+    }
+}
+
+enum Plan {
+    PassOn,
+    Cpu,
+}
+
+fn plan<R>(site: &DeviceSite, failure: &Failure<R>, origin: Option<Device>) -> Plan {
+    if let Source::Sticky(device) = failure.source {
+        site.count_sticky_skip();
+        tracing::debug!(function = site.function, device = ?device, "device failed before; running on CPU");
+        return Plan::Cpu;
+    }
+    if !site.options.fallback || !failure.kind.falls_back() {
+        return Plan::PassOn;
+    }
+    site.count_fallback(failure.kind);
+    tracing::warn!(
+        function = site.function,
+        device = ?origin,
+        kind = failure.kind.as_str(),
+        message = normalize(&failure.message).lines().next().unwrap_or_default(),
+        "device op failed; running it on CPU"
+    );
+    if site.options.sticky && failure.kind.is_sticky() {
+        if let Some(device) = origin {
+            site.mark_sticky(device);
+        }
+    }
+    Plan::Cpu
+}
+
+fn finish<R, O: Output<R>>(
+    site: &'static DeviceSite,
+    output: O,
+    failure: Failure<R>,
+    origin: Option<Device>,
+    cpu: Attempt<R>,
+) -> R {
+    let value = match cpu {
+        Attempt::Done(value) => value,
+        Attempt::Failed(cpu_failure) => {
+            tracing::warn!(
+                function = site.function,
+                kind = cpu_failure.kind.as_str(),
+                message = normalize(&cpu_failure.message)
+                    .lines()
+                    .next()
+                    .unwrap_or_default(),
+                "the CPU rerun failed too"
+            );
+            return match failure.source {
+                // No device attempt was made: the CPU run's own failure is the answer.
+                Source::Sticky(_) => pass_on(site, output, cpu_failure, origin),
+                _ => pass_on(site, output, failure, origin),
+            };
+        }
+    };
+    let Some(device) = origin.filter(|&d| d != Device::Cpu && site.options.return_to_origin) else {
+        return value;
+    };
+    if failure.kind == DeviceErrorKind::Unavailable {
+        return value; // there is no such device to go back to
+    }
+    match output.to_origin(value, device) {
+        Ok(moved) => moved,
+        Err((value, error)) => {
+            tracing::warn!(
+                function = site.function,
+                device = ?device,
+                error = %error,
+                "cannot move the result back to its device; keeping it on CPU"
+            );
+            value
+        }
+    }
+}
+
+/// Passes a failure on as it came: the `Err` returned, the panic resumed. A
+/// device panic in a function returning `Result` becomes an `Err(DeviceError)`;
+/// an injected one looks like tch's own.
+fn pass_on<R, O: Output<R>>(
+    site: &'static DeviceSite,
+    output: O,
+    failure: Failure<R>,
+    origin: Option<Device>,
+) -> R {
+    site.count_failure();
+    let error = || DeviceError::new(&failure.message).at(site.function, origin);
+    match failure.source {
+        Source::Returned(value) => value,
+        Source::Panicked(payload) => match failure.kind {
+            DeviceErrorKind::NotDevice => resume_unwind(payload),
+            _ => output
+                .from_device_error(error())
+                .unwrap_or_else(|| resume_unwind(payload)),
+        },
+        Source::Injected | Source::Moving | Source::Sticky(_) => {
+            output.from_device_error(error()).unwrap_or_else(|| {
+                panic!(
+                    "called `Result::unwrap()` on an `Err` value: Torch({:?})",
+                    failure.message
+                )
+            })
+        }
+    }
+}
+
+pin_project! {
+    /// Polls a future, turning a panic into an `Err`.
+    struct CatchUnwind<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let future = self.project().future;
+        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
+}
+
+/// [`run`] for async functions: `call(target)` returns the body's future.
+#[doc(hidden)]
+pub async fn run_async<R, O, F>(
+    site: &'static DeviceSite,
+    output: O,
+    origin: &dyn Fn() -> Option<Device>,
+    mut call: impl FnMut(Target) -> F,
+) -> R
+where
+    O: Output<R>,
+    F: Future<Output = Result<R, TchError>>,
+{
+    let failure = match before_attempt(site, origin) {
+        Some(failure) => failure,
+        None => match attempt_async(output, call(Target::Device)).await {
+            Attempt::Done(value) => return value,
+            Attempt::Failed(failure) => failure,
+        },
+    };
+    let origin = match failure.source {
+        Source::Sticky(device) => Some(device),
+        _ => origin(),
+    };
+    let mut failure = failure;
+    let mut retries = site.options.retries;
+    while failure.kind == DeviceErrorKind::OutOfMemory && retries > 0 {
+        retries -= 1;
+        match attempt_async(output, call(Target::Device)).await {
+            Attempt::Done(value) => return value,
+            Attempt::Failed(next) => failure = next,
+        }
+    }
+    match plan(site, &failure, origin) {
+        Plan::PassOn => pass_on(site, output, failure, origin),
+        Plan::Cpu => {
+            let cpu = match attempt_async(output, call(Target::Cpu)).await {
+                Attempt::Failed(f) if f.kind == DeviceErrorKind::UnsupportedDtype => {
+                    attempt_async(output, call(Target::CpuUpcast)).await
+                }
+                other => other,
+            };
+            finish(site, output, failure, origin, cpu)
+        }
+    }
+}
+
+async fn attempt_async<R, O: Output<R>>(
+    output: O,
+    call: impl Future<Output = Result<R, TchError>>,
+) -> Attempt<R> {
+    match (CatchUnwind { future: call }).await {
+        Ok(Err(error)) => Attempt::Failed(Failure::new(error.to_string(), Source::Moving)),
+        Ok(Ok(value)) => settle(output, Ok(value)),
+        Err(payload) => settle(output, Err(payload)),
+    }
+}

@@ -1,0 +1,217 @@
+//! Per-function state of `#[safe_mps_op]`: options, counters, and the devices
+//! the function is known to fail on. One `static` per annotated function, so
+//! the success path touches no lock and no map.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError};
+
+use tch::Device;
+
+use super::DeviceErrorKind;
+
+/// What `#[safe_mps_op(...)]` was asked for.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceOptions {
+    /// `fallback = "cpu"` (true) or `"none"`.
+    pub fallback: bool,
+    /// `return_to = "origin"` (true) or `"cpu"`.
+    pub return_to_origin: bool,
+    /// `sticky = true`.
+    pub sticky: bool,
+    /// `retries = N`: out-of-memory retries on the device before falling back.
+    pub retries: u32,
+}
+
+/// The state of one annotated function.
+#[doc(hidden)]
+pub struct DeviceSite {
+    pub(super) function: &'static str,
+    pub(super) options: DeviceOptions,
+    registered: AtomicBool,
+    calls: AtomicU64,
+    fallbacks: [AtomicU64; 4],
+    sticky_skips: AtomicU64,
+    failures: AtomicU64,
+    /// One bit per device (see `device_bit`) this function failed on for good.
+    sticky: AtomicU64,
+}
+
+/// Every site that has been called, for [`stats`] and [`reset_health`].
+static SITES: Mutex<Vec<&'static DeviceSite>> = Mutex::new(Vec::new());
+
+thread_local! {
+    /// The site whose next call runs its body directly: set just before a
+    /// rerun calls the function again, and taken by that call.
+    static BYPASS: Cell<*const DeviceSite> = const { Cell::new(std::ptr::null()) };
+}
+
+impl DeviceSite {
+    #[doc(hidden)]
+    pub const fn new(function: &'static str, options: DeviceOptions) -> Self {
+        Self {
+            function,
+            options,
+            registered: AtomicBool::new(false),
+            calls: AtomicU64::new(0),
+            fallbacks: [const { AtomicU64::new(0) }; 4],
+            sticky_skips: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            sticky: AtomicU64::new(0),
+        }
+    }
+
+    /// Marks the next call of this function, on this thread, as a rerun.
+    #[doc(hidden)]
+    #[inline]
+    pub fn bypass_next(&'static self) {
+        BYPASS.set(self);
+    }
+
+    /// True (once) when this call is a rerun and must run the body directly.
+    #[doc(hidden)]
+    #[inline]
+    pub fn bypassed(&'static self) -> bool {
+        let bypass = BYPASS.get();
+        if std::ptr::eq(bypass, self) {
+            BYPASS.set(std::ptr::null());
+            true
+        } else {
+            false
+        }
+    }
+
+    #[inline]
+    pub(super) fn enter(&'static self) {
+        self.calls.fetch_add(1, Relaxed);
+        if !self.registered.load(Relaxed) {
+            self.register();
+        }
+    }
+
+    #[cold]
+    fn register(&'static self) {
+        let mut sites = SITES.lock().unwrap_or_else(PoisonError::into_inner);
+        if !self.registered.swap(true, Relaxed) {
+            sites.push(self);
+        }
+    }
+
+    /// Whether any device is marked, so that the inputs' device need not be
+    /// looked up on the common path.
+    #[inline]
+    pub(super) fn has_sticky(&self) -> bool {
+        self.sticky.load(Relaxed) != 0
+    }
+
+    pub(super) fn is_sticky(&self, device: Device) -> bool {
+        device_bit(device).is_some_and(|bit| self.sticky.load(Relaxed) & bit != 0)
+    }
+
+    pub(super) fn mark_sticky(&self, device: Device) {
+        if let Some(bit) = device_bit(device) {
+            self.sticky.fetch_or(bit, Relaxed);
+        }
+    }
+
+    pub(super) fn count_fallback(&self, kind: DeviceErrorKind) {
+        if let Some(slot) = fallback_slot(kind) {
+            self.fallbacks[slot].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub(super) fn count_sticky_skip(&self) {
+        self.sticky_skips.fetch_add(1, Relaxed);
+    }
+
+    pub(super) fn count_failure(&self) {
+        self.failures.fetch_add(1, Relaxed);
+    }
+
+    fn stats(&self) -> FunctionStats {
+        let fallback = |kind| fallback_slot(kind).map_or(0, |i| self.fallbacks[i].load(Relaxed));
+        FunctionStats {
+            function: self.function,
+            calls: self.calls.load(Relaxed),
+            unsupported_op: fallback(DeviceErrorKind::UnsupportedOp),
+            out_of_memory: fallback(DeviceErrorKind::OutOfMemory),
+            unsupported_dtype: fallback(DeviceErrorKind::UnsupportedDtype),
+            unavailable: fallback(DeviceErrorKind::Unavailable),
+            sticky_skips: self.sticky_skips.load(Relaxed),
+            failures: self.failures.load(Relaxed),
+        }
+    }
+}
+
+fn fallback_slot(kind: DeviceErrorKind) -> Option<usize> {
+    match kind {
+        DeviceErrorKind::UnsupportedOp => Some(0),
+        DeviceErrorKind::OutOfMemory => Some(1),
+        DeviceErrorKind::UnsupportedDtype => Some(2),
+        DeviceErrorKind::Unavailable => Some(3),
+        _ => None,
+    }
+}
+
+/// CUDA devices 0 to 30 have a bit each (higher ordinals share bit 31); MPS
+/// and Vulkan have one each; the CPU is never marked.
+fn device_bit(device: Device) -> Option<u64> {
+    match device {
+        Device::Cpu => None,
+        Device::Cuda(ordinal) => Some(1 << ordinal.min(31)),
+        Device::Mps => Some(1 << 32),
+        Device::Vulkan => Some(1 << 33),
+    }
+}
+
+/// Counts of one `#[safe_mps_op]` function since the process started.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionStats {
+    /// Module path and name.
+    pub function: &'static str,
+    /// Calls, reruns excluded.
+    pub calls: u64,
+    /// CPU fallbacks after an [`UnsupportedOp`](DeviceErrorKind::UnsupportedOp).
+    pub unsupported_op: u64,
+    /// CPU fallbacks after an [`OutOfMemory`](DeviceErrorKind::OutOfMemory).
+    pub out_of_memory: u64,
+    /// CPU fallbacks after an [`UnsupportedDtype`](DeviceErrorKind::UnsupportedDtype).
+    pub unsupported_dtype: u64,
+    /// CPU fallbacks after an [`Unavailable`](DeviceErrorKind::Unavailable).
+    pub unavailable: u64,
+    /// Calls sent straight to CPU because the device failed before (sticky).
+    pub sticky_skips: u64,
+    /// Device failures passed on to the caller: not recoverable, or the CPU
+    /// rerun failed too.
+    pub failures: u64,
+}
+
+impl FunctionStats {
+    /// All CPU fallbacks after a failed device attempt, sticky skips excluded.
+    pub fn fallbacks(&self) -> u64 {
+        self.unsupported_op + self.out_of_memory + self.unsupported_dtype + self.unavailable
+    }
+}
+
+/// Per-function counts of every `#[safe_mps_op]` function called so far.
+///
+/// ```no_run
+/// for stats in resilience_runtime::device::stats() {
+///     println!("{}: {} calls, {} fallbacks", stats.function, stats.calls, stats.fallbacks());
+/// }
+/// ```
+pub fn stats() -> Vec<FunctionStats> {
+    let sites = SITES.lock().unwrap_or_else(PoisonError::into_inner);
+    sites.iter().map(|site| site.stats()).collect()
+}
+
+/// Forgets which devices each function failed on, so that the next calls try
+/// the device again (after a driver update, or a device that came back).
+pub fn reset_health() {
+    let sites = SITES.lock().unwrap_or_else(PoisonError::into_inner);
+    for site in sites.iter() {
+        site.sticky.store(0, Relaxed);
+    }
+}
