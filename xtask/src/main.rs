@@ -45,6 +45,7 @@ fn test() -> Result<(), String> {
     let with_torch = Step::new("tests, with libtorch").cargo_counting(tests)?;
     // A suite that was skipped or not built is a failure, not a pass.
     with_torch.require_suite("device_libtorch")?;
+    with_torch.require_suite("device_fallback")?;
     summary.add(with_torch);
     println!("{summary}");
     Ok(())

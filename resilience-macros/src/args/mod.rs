@@ -4,10 +4,12 @@
 //! configuration, with one setter per argument and a final `build` that checks
 //! the rules between arguments.
 
+#[cfg(feature = "tch")]
 mod device;
 mod duration;
 mod timeout;
 
+#[cfg(feature = "tch")]
 pub(crate) use device::DeviceArgs;
 pub(crate) use timeout::TimeoutArgs;
 

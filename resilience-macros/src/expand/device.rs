@@ -97,13 +97,13 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
         .zip(&arguments)
     {
         if let FnArg::Typed(typed) = input {
-            typed.pat = Box::new(Pat::Ident(PatIdent {
+            *typed.pat = Pat::Ident(PatIdent {
                 attrs: Vec::new(),
                 by_ref: None,
                 mutability: None,
                 ident: name.clone(),
                 subpat: None,
-            }));
+            });
         }
     }
 
@@ -132,7 +132,7 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
         .collect();
     let devices = names
         .iter()
-        .map(|name| quote_spanned!(name.span()=> (&&&#private::Arg(&#name)).device()));
+        .map(|name| quote_spanned!(name.span()=> (&&&#private::Arg(&#name)).locate()));
     let result = quote!(::core::result::Result);
     let (closure, invoke) = if item.sig.asyncness.is_some() {
         let closure = quote!(async |#(#params),*| { #fake_return #body });
@@ -185,7 +185,7 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
                 ResultStay as _, ViaClone as _, ViaCopy as _, ViaTensor as _,
             };
             let __resilience_output = (&&&&#private::OutputOf::<#output>::new()).output();
-            let __resilience_origin = || #private::first_device([#(#devices),*]);
+            let __resilience_origin = || #private::origin([#(#devices),*]);
             #invoke
         }
     };

@@ -41,6 +41,12 @@ pub trait TensorArg {
     /// The device of the first tensor (or the device itself).
     fn device(&self) -> Option<Device>;
 
+    /// Whether the argument names the device to run on (a `Device`), which
+    /// takes precedence over where the tensors happen to be.
+    fn names_device(&self) -> bool {
+        false
+    }
+
     #[doc(hidden)]
     fn hold(&self, target: Target) -> Result<Self::Held<'_>, TchError>;
 }
@@ -156,6 +162,9 @@ impl TensorArg for Device {
     fn device(&self) -> Option<Device> {
         Some(*self)
     }
+    fn names_device(&self) -> bool {
+        true
+    }
     fn hold(&self, target: Target) -> Result<Taken<Device>, TchError> {
         Ok(Taken(Some(match target {
             Target::Device => *self,
@@ -171,6 +180,9 @@ impl<T: TensorArg> TensorArg for Option<T> {
         Self: 'a;
     fn device(&self) -> Option<Device> {
         self.as_ref().and_then(T::device)
+    }
+    fn names_device(&self) -> bool {
+        self.as_ref().is_some_and(T::names_device)
     }
     fn hold(&self, target: Target) -> Result<Self::Held<'_>, TchError> {
         self.as_ref().map(|t| t.hold(target)).transpose()
@@ -219,7 +231,7 @@ pub struct Arg<'a, T>(pub &'a T);
 pub trait ViaTensor<'a> {
     type Held;
     fn hold(&self, target: Target) -> Result<Self::Held, TchError>;
-    fn device(&self) -> Option<Device>;
+    fn locate(&self) -> Located;
 }
 
 impl<'a, T: TensorArg + 'a> ViaTensor<'a> for &&Arg<'a, T> {
@@ -227,8 +239,11 @@ impl<'a, T: TensorArg + 'a> ViaTensor<'a> for &&Arg<'a, T> {
     fn hold(&self, target: Target) -> Result<T::Held<'a>, TchError> {
         self.0.hold(target)
     }
-    fn device(&self) -> Option<Device> {
-        self.0.device()
+    fn locate(&self) -> Located {
+        Located {
+            device: self.0.device(),
+            named: self.0.names_device(),
+        }
     }
 }
 
@@ -236,8 +251,8 @@ impl<'a, T: TensorArg + 'a> ViaTensor<'a> for &&Arg<'a, T> {
 #[doc(hidden)]
 pub trait ViaCopy<T> {
     fn hold(&self, target: Target) -> Result<Taken<T>, TchError>;
-    fn device(&self) -> Option<Device> {
-        None
+    fn locate(&self) -> Located {
+        Located::default()
     }
 }
 
@@ -252,8 +267,8 @@ impl<T: Copy> ViaCopy<T> for &Arg<'_, T> {
 #[doc(hidden)]
 pub trait ViaClone<T> {
     fn hold(&self, target: Target) -> Result<Taken<T>, TchError>;
-    fn device(&self) -> Option<Device> {
-        None
+    fn locate(&self) -> Located {
+        Located::default()
     }
 }
 
@@ -263,10 +278,20 @@ impl<T: Clone> ViaClone<T> for Arg<'_, T> {
     }
 }
 
-/// The first device among the arguments'.
+/// Where one argument says the call runs.
 #[doc(hidden)]
-pub fn first_device<const N: usize>(devices: [Option<Device>; N]) -> Option<Device> {
-    devices.into_iter().flatten().next()
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Located {
+    device: Option<Device>,
+    named: bool,
+}
+
+/// The device a call runs on: the first `Device` argument, else the device of
+/// the first tensor.
+#[doc(hidden)]
+pub fn origin<const N: usize>(arguments: [Located; N]) -> Option<Device> {
+    let named = arguments.iter().find(|a| a.named).and_then(|a| a.device);
+    named.or_else(|| arguments.iter().find_map(|a| a.device))
 }
 
 /// A result that can be moved to another device.
@@ -340,8 +365,8 @@ impl<A: ToOrigin, B: ToOrigin, C: ToOrigin> ToOrigin for (A, B, C) {
 pub trait Output<R>: Copy {
     /// The message of an `Err` output.
     fn failure(self, output: &R) -> Option<String>;
-    /// The output that reports `error`, for outputs that can carry one.
-    fn from_device_error(self, error: DeviceError) -> Option<R>;
+    /// The output that carries `error`, for outputs that can.
+    fn report(self, error: DeviceError) -> Option<R>;
     /// Moves the output to `device`, or gives it back with the reason.
     fn to_origin(self, output: R, device: Device) -> Result<R, (R, TchError)>;
 }
@@ -397,7 +422,7 @@ impl<T, E: FromDeviceError, M: Mover<T>> Output<Result<T, E>> for ResultOutput<M
     fn failure(self, output: &Result<T, E>) -> Option<String> {
         output.as_ref().err().map(ToString::to_string)
     }
-    fn from_device_error(self, error: DeviceError) -> Option<Result<T, E>> {
+    fn report(self, error: DeviceError) -> Option<Result<T, E>> {
         Some(Err(E::from(error)))
     }
     fn to_origin(
@@ -420,7 +445,7 @@ impl<R, M: Mover<R>> Output<R> for PlainOutput<M> {
     fn failure(self, _: &R) -> Option<String> {
         None
     }
-    fn from_device_error(self, _: DeviceError) -> Option<R> {
+    fn report(self, _: DeviceError) -> Option<R> {
         None
     }
     fn to_origin(self, output: R, device: Device) -> Result<R, (R, TchError)> {

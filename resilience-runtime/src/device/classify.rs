@@ -151,6 +151,7 @@ pub fn classify(message: &str) -> DeviceErrorKind {
     ]);
     let names_dtype = has(&[
         "dtype",
+        "low precision",
         "'half'",
         "'bfloat16'",
         "float64",

@@ -87,14 +87,20 @@ fn before_attempt<R>(
     if let Some(message) = crate::chaos::take_device_error(site.function) {
         return Some(Failure::new(message, Source::Injected));
     }
-    if site.has_sticky() && site.options.sticky {
-        if let Some(device) = origin().filter(|&d| site.is_sticky(d)) {
-            return Some(Failure {
-                kind: DeviceErrorKind::Unavailable,
-                message: String::new(),
-                source: Source::Sticky(device),
-            });
-        }
+    if site.has_sticky()
+        && site.options.sticky
+        && let Some(device) = origin().filter(|&d| site.is_sticky(d))
+    {
+        let kind = if site.is_absent(device) {
+            DeviceErrorKind::Unavailable
+        } else {
+            DeviceErrorKind::UnsupportedOp
+        };
+        return Some(Failure {
+            kind,
+            message: String::new(),
+            source: Source::Sticky(device),
+        });
     }
     None
 }
@@ -187,10 +193,11 @@ fn plan<R>(site: &DeviceSite, failure: &Failure<R>, origin: Option<Device>) -> P
         message = normalize(&failure.message).lines().next().unwrap_or_default(),
         "device op failed; running it on CPU"
     );
-    if site.options.sticky && failure.kind.is_sticky() {
-        if let Some(device) = origin {
-            site.mark_sticky(device);
-        }
+    if site.options.sticky
+        && failure.kind.is_sticky()
+        && let Some(device) = origin
+    {
+        site.mark_sticky(device, failure.kind);
     }
     Plan::Cpu
 }
@@ -257,11 +264,11 @@ fn pass_on<R, O: Output<R>>(
         Source::Panicked(payload) => match failure.kind {
             DeviceErrorKind::NotDevice => resume_unwind(payload),
             _ => output
-                .from_device_error(error())
+                .report(error())
                 .unwrap_or_else(|| resume_unwind(payload)),
         },
         Source::Injected | Source::Moving | Source::Sticky(_) => {
-            output.from_device_error(error()).unwrap_or_else(|| {
+            output.report(error()).unwrap_or_else(|| {
                 panic!(
                     "called `Result::unwrap()` on an `Err` value: Torch({:?})",
                     failure.message

@@ -28,7 +28,7 @@ pub use site::{FunctionStats, reset_health, stats};
 pub mod __private {
     pub use super::args::{
         Arg, OutputOf, Param, PlainMoveBack, PlainStay, ResultMoveBack, ResultStay, Target,
-        ViaClone, ViaCopy, ViaTensor, first_device,
+        ViaClone, ViaCopy, ViaTensor, origin,
     };
     pub use super::fallback::{run, run_async};
     pub use super::site::{DeviceOptions, DeviceSite};

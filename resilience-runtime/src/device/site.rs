@@ -36,6 +36,8 @@ pub struct DeviceSite {
     failures: AtomicU64,
     /// One bit per device (see `device_bit`) this function failed on for good.
     sticky: AtomicU64,
+    /// Of those, the devices that are absent, as opposed to lacking a kernel.
+    absent: AtomicU64,
 }
 
 /// Every site that has been called, for [`stats`] and [`reset_health`].
@@ -59,6 +61,7 @@ impl DeviceSite {
             sticky_skips: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             sticky: AtomicU64::new(0),
+            absent: AtomicU64::new(0),
         }
     }
 
@@ -109,8 +112,15 @@ impl DeviceSite {
         device_bit(device).is_some_and(|bit| self.sticky.load(Relaxed) & bit != 0)
     }
 
-    pub(super) fn mark_sticky(&self, device: Device) {
+    pub(super) fn is_absent(&self, device: Device) -> bool {
+        device_bit(device).is_some_and(|bit| self.absent.load(Relaxed) & bit != 0)
+    }
+
+    pub(super) fn mark_sticky(&self, device: Device, kind: DeviceErrorKind) {
         if let Some(bit) = device_bit(device) {
+            if kind == DeviceErrorKind::Unavailable {
+                self.absent.fetch_or(bit, Relaxed);
+            }
             self.sticky.fetch_or(bit, Relaxed);
         }
     }
@@ -213,5 +223,6 @@ pub fn reset_health() {
     let sites = SITES.lock().unwrap_or_else(PoisonError::into_inner);
     for site in sites.iter() {
         site.sticky.store(0, Relaxed);
+        site.absent.store(0, Relaxed);
     }
 }
