@@ -34,19 +34,20 @@ pub(crate) enum AsyncBody {
 }
 
 impl FnItem {
-    /// Parses the item an attribute named `attr` is applied to.
-    pub(crate) fn parse(item: TokenStream, attr: &str) -> syn::Result<Self> {
-        (|input: ParseStream<'_>| Self::parse_fn(input, attr)).parse2(item)
+    /// Parses the item an attribute named `attr` is applied to; `expected`
+    /// names what it applies to, for the error on anything else.
+    pub(crate) fn parse(item: TokenStream, attr: &str, expected: &str) -> syn::Result<Self> {
+        (|input: ParseStream<'_>| Self::parse_fn(input, attr, expected)).parse2(item)
     }
 
-    fn parse_fn(input: ParseStream<'_>, attr: &str) -> syn::Result<Self> {
+    fn parse_fn(input: ParseStream<'_>, attr: &str, expected: &str) -> syn::Result<Self> {
         let attrs = input.call(Attribute::parse_outer)?;
         let vis = input.parse()?;
         if input.fork().parse::<Signature>().is_err() {
             let what: TokenTree = input.parse()?;
             return Err(Error::new(
                 what.span(),
-                format!("`#[{attr}]` applies to an `async fn`, not to this `{what}`"),
+                format!("`#[{attr}]` applies to {expected}, not to this `{what}`"),
             ));
         }
         let sig = input.parse()?;
@@ -73,6 +74,14 @@ impl FnItem {
 
     /// The async body, or an error naming what to change for `attr` to apply.
     pub(crate) fn async_body(&self, attr: &str) -> syn::Result<AsyncBody> {
+        if let Some(constness) = &self.sig.constness {
+            return Err(Error::new(
+                constness.span,
+                format!(
+                    "`#[{attr}]` applies to an `async fn`, not to a `const fn`; remove `const` and make it `async`"
+                ),
+            ));
+        }
         let body = self.body(attr)?;
         if self.sig.asyncness.is_some() {
             return Ok(AsyncBody::Native(body));

@@ -2,7 +2,7 @@
 //!
 //! - `cargo xtask test`: formatting, clippy and every test, first without
 //!   features, then against real libtorch with `--features tch`.
-//! - `cargo xtask demo`: the quickstart example.
+//! - `cargo xtask demo`: the examples, libtorch included.
 //!
 //! Both set up what they need (libtorch in a cached Python environment), so a
 //! fresh machine with Rust, Python 3 and a C compiler is enough.
@@ -52,7 +52,17 @@ fn test() -> Result<(), String> {
 }
 
 fn demo() -> Result<(), String> {
-    Step::new("quickstart").cargo(Cargo::new(["run", "--quiet", "--example", "quickstart"]))
+    Step::new("quickstart").cargo(Cargo::new(["run", "--quiet", "--example", "quickstart"]))?;
+    let torch = libtorch::provision()?;
+    let example = [
+        "run",
+        "--quiet",
+        "--features",
+        "tch",
+        "--example",
+        "tensor_fallback",
+    ];
+    Step::new("tensor fallback").cargo(Cargo::new(example).env(&torch))
 }
 
 fn clippy(extra: &[&'static str]) -> Vec<&'static str> {

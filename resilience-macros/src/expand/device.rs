@@ -16,7 +16,7 @@ use crate::item::FnItem;
 pub(crate) fn safe_mps_op(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
     let args = errors.take(DeviceArgs::parse(args));
-    let item = errors.take(FnItem::parse(item, "safe_mps_op"));
+    let item = errors.take(FnItem::parse(item, "safe_mps_op", "a function"));
     let parts = item.as_ref().and_then(|item| errors.take(Parts::of(item)));
     errors.finish()?;
     let (Some(args), Some(item), Some(parts)) = (args, item, parts) else {
@@ -132,15 +132,23 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
         .collect();
     let devices = names
         .iter()
-        .map(|name| quote_spanned!(name.span()=> (&&&#private::Arg(&#name)).locate()));
+        .map(|name| quote_spanned!(name.span()=> (&&#private::Arg(&#name)).locate()));
     let result = quote!(::core::result::Result);
+    // Spanned at the return type: an error type that cannot carry a
+    // `DeviceError` is reported there.
+    let output_span = match &item.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => item.sig.ident.span(),
+    };
+    let run = quote_spanned!(output_span=> #private::run);
+    let run_async = quote_spanned!(output_span=> #private::run_async);
     let (closure, invoke) = if item.sig.asyncness.is_some() {
         let closure = quote!(async |#(#params),*| { #fake_return #body });
         // The arguments are held (moved, for a rerun) before the future
         // starts; the future owns what it passes to the body.
-        let invoke = quote! {
+        let invoke = quote_spanned! {output_span=>
             let #body_fn = &#body_fn;
-            #private::run_async(&#site, __resilience_output, &__resilience_origin, |#target| {
+            #run_async(&#site, __resilience_output, &__resilience_origin, |#target| {
                 #[allow(clippy::redundant_closure_call)]
                 let __resilience_held = (|| -> #result<_, #private::TchError> {
                     #result::Ok((#(#held?,)*))
@@ -158,8 +166,8 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
         (closure, invoke)
     } else {
         let closure = quote!(|#(#params),*| { #fake_return #body });
-        let invoke = quote! {
-            #private::run(&#site, __resilience_output, &__resilience_origin, |#target| {
+        let invoke = quote_spanned! {output_span=>
+            #run(&#site, __resilience_output, &__resilience_origin, |#target| {
                 #(let mut #holders = #held?;)*
                 #result::Ok(#body_fn(#(#holders.param()),*))
             })
@@ -181,8 +189,9 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
         {
             #[allow(unused_imports)]
             use #private::{
-                Param as _, PlainMoveBack as _, PlainStay as _, ResultMoveBack as _,
-                ResultStay as _, ViaClone as _, ViaCopy as _, ViaTensor as _,
+                LocateOther as _, LocateTensor as _, Param as _, PlainMoveBack as _,
+                PlainStay as _, ResultMoveBack as _, ResultStay as _, ViaClone as _,
+                ViaCopy as _, ViaTensor as _,
             };
             let __resilience_output = (&&&&#private::OutputOf::<#output>::new()).output();
             let __resilience_origin = || #private::origin([#(#devices),*]);

@@ -15,7 +15,7 @@ pub(crate) fn timeout_async(args: TokenStream, item: TokenStream) -> syn::Result
     // mistakes show up in one build.
     let mut errors = Errors::default();
     let args = errors.take(TimeoutArgs::parse(args));
-    let item = errors.take(FnItem::parse(item, "timeout_async"));
+    let item = errors.take(FnItem::parse(item, "timeout_async", "an `async fn`"));
     let body = item
         .as_ref()
         .and_then(|item| errors.take(item.async_body("timeout_async")));

@@ -231,7 +231,6 @@ pub struct Arg<'a, T>(pub &'a T);
 pub trait ViaTensor<'a> {
     type Held;
     fn hold(&self, target: Target) -> Result<Self::Held, TchError>;
-    fn locate(&self) -> Located;
 }
 
 impl<'a, T: TensorArg + 'a> ViaTensor<'a> for &&Arg<'a, T> {
@@ -239,6 +238,15 @@ impl<'a, T: TensorArg + 'a> ViaTensor<'a> for &&Arg<'a, T> {
     fn hold(&self, target: Target) -> Result<T::Held<'a>, TchError> {
         self.0.hold(target)
     }
+}
+
+/// Where a tensor argument says the call runs.
+#[doc(hidden)]
+pub trait LocateTensor {
+    fn locate(&self) -> Located;
+}
+
+impl<T: TensorArg> LocateTensor for &Arg<'_, T> {
     fn locate(&self) -> Located {
         Located {
             device: self.0.device(),
@@ -247,13 +255,20 @@ impl<'a, T: TensorArg + 'a> ViaTensor<'a> for &&Arg<'a, T> {
     }
 }
 
+/// Any other argument says nothing about it.
+#[doc(hidden)]
+pub trait LocateOther {
+    fn locate(&self) -> Located {
+        Located::default()
+    }
+}
+
+impl<T> LocateOther for Arg<'_, T> {}
+
 /// Second choice: `Copy` values, passed again as they are.
 #[doc(hidden)]
 pub trait ViaCopy<T> {
     fn hold(&self, target: Target) -> Result<Taken<T>, TchError>;
-    fn locate(&self) -> Located {
-        Located::default()
-    }
 }
 
 impl<T: Copy> ViaCopy<T> for &Arg<'_, T> {
@@ -267,9 +282,6 @@ impl<T: Copy> ViaCopy<T> for &Arg<'_, T> {
 #[doc(hidden)]
 pub trait ViaClone<T> {
     fn hold(&self, target: Target) -> Result<Taken<T>, TchError>;
-    fn locate(&self) -> Located {
-        Located::default()
-    }
 }
 
 impl<T: Clone> ViaClone<T> for Arg<'_, T> {

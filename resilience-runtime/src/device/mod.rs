@@ -27,8 +27,8 @@ pub use site::{FunctionStats, reset_health, stats};
 #[doc(hidden)]
 pub mod __private {
     pub use super::args::{
-        Arg, OutputOf, Param, PlainMoveBack, PlainStay, ResultMoveBack, ResultStay, Target,
-        ViaClone, ViaCopy, ViaTensor, origin,
+        Arg, LocateOther, LocateTensor, OutputOf, Param, PlainMoveBack, PlainStay, ResultMoveBack,
+        ResultStay, Target, ViaClone, ViaCopy, ViaTensor, origin,
     };
     pub use super::fallback::{run, run_async};
     pub use super::site::{DeviceOptions, DeviceSite};

@@ -36,3 +36,28 @@ impl Counter {
         ::core::result::Result::Ok(self.0)
     }
 }
+
+/// Tensor functions, with the `tch` feature.
+#[cfg(feature = "tch")]
+pub mod tensors {
+    /// A timed-out device op falls back to the CPU.
+    #[::resilience_runtime::safe_mps_op]
+    pub fn double(x: &::tch::Tensor, device: ::tch::Device) -> ::tch::Tensor {
+        x.to_device(device) * 2
+    }
+
+    /// The `Result` form, with options.
+    #[::resilience_runtime::safe_mps_op(retries = 1, return_to = "cpu")]
+    pub fn checked(
+        x: ::tch::Tensor,
+        (a, b): (f64, f64),
+    ) -> ::core::result::Result<::tch::Tensor, ::resilience_runtime::device::DeviceError> {
+        ::core::result::Result::Ok(x.f_mul_scalar(a)?.f_add_scalar(b)?)
+    }
+
+    /// The async form.
+    #[::resilience_runtime::safe_mps_op(sticky = false)]
+    pub async fn later(xs: &[::tch::Tensor]) -> ::tch::Tensor {
+        ::tch::Tensor::cat(xs, 0)
+    }
+}
