@@ -2,9 +2,11 @@
 //! the CPU rerun, the move back to the inputs' device, and the counts.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
+use std::sync::Once;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
@@ -50,14 +52,73 @@ impl<R> Failure<R> {
     }
 }
 
+/// A device as PyTorch writes it: `cpu`, `cuda:0`, `mps`.
+struct Named(Option<Device>);
+
+impl std::fmt::Display for Named {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            None => f.write_str("unknown"),
+            Some(Device::Cpu) => f.write_str("cpu"),
+            Some(Device::Cuda(ordinal)) => write!(f, "cuda:{ordinal}"),
+            Some(Device::Mps) => f.write_str("mps"),
+            Some(Device::Vulkan) => f.write_str("vulkan"),
+        }
+    }
+}
+
 /// The text of a panic raised by a tch method, or `None` for any other panic.
 fn torch_panic(payload: &(dyn Any + Send)) -> Option<String> {
+    torch_panic_text(payload).map(str::to_owned)
+}
+
+fn torch_panic_text(payload: &(dyn Any + Send)) -> Option<&str> {
     let text = payload
         .downcast_ref::<String>()
         .map(String::as_str)
         .or_else(|| payload.downcast_ref::<&str>().copied())?;
     let from_torch = text.contains("Torch(\"") || text.contains("Internal torch error");
-    from_torch.then(|| text.to_owned())
+    from_torch.then_some(text)
+}
+
+thread_local! {
+    /// Set while a device attempt runs whose torch panics will be recovered
+    /// by a CPU rerun when they are of a kind that falls back.
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+static QUIET_HOOK: Once = Once::new();
+
+/// Chains a panic hook that keeps quiet about the torch panics a CPU rerun is
+/// about to recover from: they are reported once, as a `tracing` event, rather
+/// than as a panic message with a C++ backtrace. Every other panic, and every
+/// torch panic that is passed on, reaches the previous hook unchanged.
+fn install_quiet_hook() {
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let recovered = QUIET.get()
+                && torch_panic_text(info.payload()).is_some_and(|text| classify(text).falls_back());
+            if !recovered {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Restores the enclosing quiet flag, also when unwinding.
+struct QuietReset(bool);
+
+impl Drop for QuietReset {
+    fn drop(&mut self) {
+        QUIET.set(self.0);
+    }
+}
+
+/// Runs a device attempt with the quiet hook on, when the site falls back.
+fn quietly<T>(site: &DeviceSite, attempt: impl FnOnce() -> T) -> T {
+    let _reset = QuietReset(QUIET.replace(site.options.fallback));
+    attempt()
 }
 
 /// Reads one finished run: a result, or a panic to classify or resume.
@@ -115,9 +176,10 @@ pub fn run<R, O: Output<R>>(
     origin: &dyn Fn() -> Option<Device>,
     mut call: impl FnMut(Target) -> Result<R, TchError>,
 ) -> R {
+    install_quiet_hook();
     let failure = match before_attempt(site, origin) {
         Some(failure) => failure,
-        None => match attempt(output, || call(Target::Device)) {
+        None => match quietly(site, || attempt(output, || call(Target::Device))) {
             Attempt::Done(value) => return value,
             Attempt::Failed(failure) => failure,
         },
@@ -151,8 +213,8 @@ fn recover<R, O: Output<R>>(
     let mut retries = site.options.retries;
     while failure.kind == DeviceErrorKind::OutOfMemory && retries > 0 {
         retries -= 1;
-        tracing::debug!(function = site.function, device = ?origin, "out of memory; retrying on the device");
-        match attempt(output, || call(Target::Device)) {
+        tracing::debug!(function = site.function, device = %Named(origin), "out of memory; retrying on the device");
+        match quietly(site, || attempt(output, || call(Target::Device))) {
             Attempt::Done(value) => return value,
             Attempt::Failed(next) => failure = next,
         }
@@ -179,7 +241,7 @@ enum Plan {
 fn plan<R>(site: &DeviceSite, failure: &Failure<R>, origin: Option<Device>) -> Plan {
     if let Source::Sticky(device) = failure.source {
         site.count_sticky_skip();
-        tracing::debug!(function = site.function, device = ?device, "device failed before; running on CPU");
+        tracing::debug!(function = site.function, device = %Named(Some(device)), "device failed before; running on CPU");
         return Plan::Cpu;
     }
     if !site.options.fallback || !failure.kind.falls_back() {
@@ -188,9 +250,9 @@ fn plan<R>(site: &DeviceSite, failure: &Failure<R>, origin: Option<Device>) -> P
     site.count_fallback(failure.kind);
     tracing::warn!(
         function = site.function,
-        device = ?origin,
+        device = %Named(origin),
         kind = failure.kind.as_str(),
-        message = normalize(&failure.message).lines().next().unwrap_or_default(),
+        error = normalize(&failure.message).lines().next().unwrap_or_default(),
         "device op failed; running it on CPU"
     );
     if site.options.sticky
@@ -239,8 +301,8 @@ fn finish<R, O: Output<R>>(
         Err((value, error)) => {
             tracing::warn!(
                 function = site.function,
-                device = ?device,
-                error = %error,
+                device = %Named(Some(device)),
+                error = %normalize(&error.to_string()).lines().next().unwrap_or_default(),
                 "cannot move the result back to its device; keeping it on CPU"
             );
             value
@@ -279,10 +341,12 @@ fn pass_on<R, O: Output<R>>(
 }
 
 pin_project! {
-    /// Polls a future, turning a panic into an `Err`.
+    /// Polls a future, turning a panic into an `Err`; with `quiet`, each poll
+    /// runs with the quiet hook on.
     struct CatchUnwind<F> {
         #[pin]
         future: F,
+        quiet: bool,
     }
 }
 
@@ -290,7 +354,9 @@ impl<F: Future> Future for CatchUnwind<F> {
     type Output = std::thread::Result<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let future = self.project().future;
+        let this = self.project();
+        let future = this.future;
+        let _reset = QuietReset(QUIET.replace(*this.quiet));
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
@@ -311,9 +377,10 @@ where
     O: Output<R>,
     F: Future<Output = Result<R, TchError>>,
 {
+    install_quiet_hook();
     let failure = match before_attempt(site, origin) {
         Some(failure) => failure,
-        None => match attempt_async(output, call(Target::Device)).await {
+        None => match attempt_async(site, output, call(Target::Device)).await {
             Attempt::Done(value) => return value,
             Attempt::Failed(failure) => failure,
         },
@@ -326,7 +393,7 @@ where
     let mut retries = site.options.retries;
     while failure.kind == DeviceErrorKind::OutOfMemory && retries > 0 {
         retries -= 1;
-        match attempt_async(output, call(Target::Device)).await {
+        match attempt_async(site, output, call(Target::Device)).await {
             Attempt::Done(value) => return value,
             Attempt::Failed(next) => failure = next,
         }
@@ -334,9 +401,9 @@ where
     match plan(site, &failure, origin) {
         Plan::PassOn => pass_on(site, output, failure, origin),
         Plan::Cpu => {
-            let cpu = match attempt_async(output, call(Target::Cpu)).await {
+            let cpu = match attempt_async(None, output, call(Target::Cpu)).await {
                 Attempt::Failed(f) if f.kind == DeviceErrorKind::UnsupportedDtype => {
-                    attempt_async(output, call(Target::CpuUpcast)).await
+                    attempt_async(None, output, call(Target::CpuUpcast)).await
                 }
                 other => other,
             };
@@ -345,11 +412,19 @@ where
     }
 }
 
+/// An async attempt; on the device (`site` given) with the quiet hook on.
 async fn attempt_async<R, O: Output<R>>(
+    site: impl Into<Option<&'static DeviceSite>>,
     output: O,
     call: impl Future<Output = Result<R, TchError>>,
 ) -> Attempt<R> {
-    match (CatchUnwind { future: call }).await {
+    let quiet = site.into().is_some_and(|site| site.options.fallback);
+    match (CatchUnwind {
+        future: call,
+        quiet,
+    })
+    .await
+    {
         Ok(Err(error)) => Attempt::Failed(Failure::new(error.to_string(), Source::Moving)),
         Ok(Ok(value)) => settle(output, Ok(value)),
         Err(payload) => settle(output, Err(payload)),
