@@ -45,7 +45,10 @@ fn a_fallback_is_one_warn_event_and_no_panic_message() {
     );
     let warnings = || {
         let events = recorder.events();
-        events.into_iter().filter(|e| e.level == Level::WARN).collect::<Vec<_>>()
+        events
+            .into_iter()
+            .filter(|e| e.level == Level::WARN)
+            .collect::<Vec<_>>()
     };
     let events = warnings();
     assert_eq!(events.len(), 1, "{events:?}");
