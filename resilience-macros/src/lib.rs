@@ -20,6 +20,15 @@ pub fn timeout_async(args: TokenStream, item: TokenStream) -> TokenStream {
         .into()
 }
 
+/// Re-runs an `async fn` that returned an error. See `resilience_runtime::retry`.
+#[proc_macro_attribute]
+pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    expand::retry(args.into(), item.clone())
+        .unwrap_or_else(|error| unchanged_with(error, item))
+        .into()
+}
+
 /// Runs a tensor op on the CPU when the device fails. See
 /// `resilience_runtime::safe_mps_op`.
 #[proc_macro_attribute]

@@ -36,6 +36,7 @@
 pub mod chaos;
 pub mod deadline;
 pub mod device;
+pub mod retry;
 
 /// Puts a deadline on an `async fn`.
 ///
@@ -57,6 +58,40 @@ pub mod device;
 /// `docs/guide.md`.
 #[doc(inline)]
 pub use resilience_macros::timeout_async;
+
+/// Re-runs an `async fn` when it returns an error, with backoff between
+/// attempts.
+///
+/// ```
+/// use resilience_runtime::retry;
+///
+/// fn transient(error: &std::io::Error) -> bool {
+///     error.kind() == std::io::ErrorKind::ConnectionReset
+/// }
+///
+/// #[retry(attempts = 5, base = "50ms", max_delay = "1s", when = transient)]
+/// async fn fetch(attempts: &mut u32) -> std::io::Result<u32> {
+///     *attempts += 1;
+///     if *attempts < 3 {
+///         return Err(std::io::ErrorKind::ConnectionReset.into());
+///     }
+///     Ok(*attempts)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let mut attempts = 0;
+/// assert_eq!(fetch(&mut attempts).await.unwrap(), 3);
+/// # }
+/// ```
+///
+/// Arguments: `attempts = 3`, `backoff = "exponential" | "constant"`,
+/// `base = "100ms"`, `factor = 2.0`, `max_delay = "2s"`,
+/// `jitter = "full" | "equal" | "none"`, `when = path::to::predicate`; those
+/// are the defaults. See `docs/guide.md`, also for how it composes with
+/// `#[timeout_async]`.
+#[doc(inline)]
+pub use resilience_macros::retry;
 
 /// Runs a tensor op again on the CPU when its device fails.
 ///
@@ -105,4 +140,9 @@ pub mod __private {
     pub use crate::deadline::{FromTimeout, deadline};
     #[cfg(feature = "tch")]
     pub use crate::device::__private as device;
+    pub mod retry {
+        pub use crate::retry::{
+            Backoff, Growth, Jitter, Next, Retrier, RetryOptions, RetrySite, any_error, outcome,
+        };
+    }
 }

@@ -79,16 +79,20 @@ pub(crate) fn number(expr: &Expr, unit: Unit) -> syn::Result<Duration> {
 }
 
 fn from_text(text: &LitStr) -> syn::Result<Duration> {
+    non_zero(self::text(text)?, text.span())
+}
+
+/// A text duration, zero allowed.
+pub(crate) fn text(text: &LitStr) -> syn::Result<Duration> {
     let value = text.value();
-    let duration = humantime::parse_duration(value.trim()).map_err(|error| {
+    humantime::parse_duration(value.trim()).map_err(|error| {
         Error::new(
             text.span(),
             format!(
                 "invalid duration `{value:?}`: {error}; write e.g. `\"250ms\"`, `\"2s\"` or `\"1m30s\"`"
             ),
         )
-    })?;
-    non_zero(duration, text.span())
+    })
 }
 
 fn non_zero(duration: Duration, span: proc_macro2::Span) -> syn::Result<Duration> {

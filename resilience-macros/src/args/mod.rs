@@ -7,10 +7,12 @@
 #[cfg(feature = "tch")]
 mod device;
 mod duration;
+mod retry;
 mod timeout;
 
 #[cfg(feature = "tch")]
 pub(crate) use device::DeviceArgs;
+pub(crate) use retry::RetryArgs;
 pub(crate) use timeout::TimeoutArgs;
 
 use proc_macro2::TokenStream;

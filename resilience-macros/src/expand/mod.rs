@@ -4,10 +4,13 @@
 
 #[cfg(feature = "tch")]
 mod device;
+mod layers;
+mod retry;
 mod timeout;
 
 #[cfg(feature = "tch")]
 pub(crate) use device::safe_mps_op;
+pub(crate) use retry::retry;
 pub(crate) use timeout::timeout_async;
 
 use proc_macro2::{Span, TokenStream};

@@ -6,27 +6,21 @@ use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 
+use super::layers::{self, Layer};
 use super::{fake_return_edge, private_ident};
-use crate::args::{Errors, TimeoutArgs};
-use crate::item::{AsyncBody, FnItem};
+use crate::args::TimeoutArgs;
+use crate::item::FnItem;
 
 pub(crate) fn timeout_async(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    // Arguments and item are checked independently so that both kinds of
-    // mistakes show up in one build.
-    let mut errors = Errors::default();
-    let args = errors.take(TimeoutArgs::parse(args));
-    let item = errors.take(FnItem::parse(item, "timeout_async", "an `async fn`"));
-    let body = item
-        .as_ref()
-        .and_then(|item| errors.take(item.async_body("timeout_async")));
-    errors.finish()?;
-    let (Some(args), Some(item), Some(body)) = (args, item, body) else {
-        unreachable!("errors were reported above");
-    };
-    Ok(expand(&args, &item, body))
+    layers::expand(
+        "timeout_async",
+        TimeoutArgs::parse(args).map(Layer::Timeout),
+        item,
+    )
 }
 
-fn expand(args: &TimeoutArgs, item: &FnItem, body: AsyncBody) -> TokenStream {
+/// The statements `body` of an async body, run under the deadline.
+pub(super) fn wrap(args: &TimeoutArgs, item: &FnItem, body: TokenStream) -> TokenStream {
     let output = private_ident("__resilience_output");
     let error = private_ident("__resilience_error");
     let (expired, on_expired) = match &args.on_timeout {
@@ -44,35 +38,19 @@ fn expand(args: &TimeoutArgs, item: &FnItem, body: AsyncBody) -> TokenStream {
     };
     let function = item.sig.ident.unraw().to_string();
     let (secs, nanos) = (args.limit.as_secs(), args.limit.subsec_nanos());
-    let timed = |future: TokenStream| {
-        quote! {
-            match ::resilience_runtime::__private::deadline(
-                ::core::concat!(::core::module_path!(), "::", #function),
-                ::core::time::Duration::new(#secs, #nanos),
-                #future,
-            )
-            .await
-            {
-                ::core::result::Result::Ok(#output) => #output,
-                ::core::result::Result::Err(#expired) => #on_expired,
-            }
-        }
-    };
-
-    match body {
-        AsyncBody::Native(stmts) => {
-            let fake_return = fake_return_edge(item.output_type());
-            item.with_body(timed(quote!(async move { #fake_return #stmts })))
-        }
-        AsyncBody::AsyncTrait {
-            prefix,
-            mut call,
-            future,
-        } => {
-            // `#[async_trait]` already pins the output type inside its block.
-            let timed = timed(quote!(#future));
-            call.args[0] = syn::parse_quote!(async move { #timed });
-            item.with_body(quote!(#(#prefix)* #call))
+    let fake_return = fake_return_edge(item.output_type());
+    // Not `async move`: the block borrows the arguments, so that an enclosing
+    // `#[retry]` can run it again.
+    quote! {
+        match ::resilience_runtime::__private::deadline(
+            ::core::concat!(::core::module_path!(), "::", #function),
+            ::core::time::Duration::new(#secs, #nanos),
+            async { #fake_return #body },
+        )
+        .await
+        {
+            ::core::result::Result::Ok(#output) => #output,
+            ::core::result::Result::Err(#expired) => #on_expired,
         }
     }
 }

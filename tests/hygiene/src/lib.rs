@@ -61,3 +61,19 @@ pub mod tensors {
         ::tch::Tensor::cat(xs, 0)
     }
 }
+
+/// Retried, each attempt under a deadline.
+#[::resilience_runtime::retry(attempts = 2, base = "1ms", when = is_failed)]
+#[::resilience_runtime::timeout_async(ms = 10)]
+pub async fn retried(
+    counter: &mut Counter,
+    label: ::core::primitive::u8,
+) -> ::core::result::Result<u64, Failed> {
+    let _ = label;
+    counter.bump().await
+}
+
+/// A `when` predicate.
+pub fn is_failed(_: &Failed) -> bool {
+    true
+}

@@ -1,0 +1,179 @@
+//! Arguments of `#[retry(...)]`.
+
+use std::time::Duration;
+
+use proc_macro2::TokenStream;
+use syn::spanned::Spanned;
+use syn::{Error, Expr, ExprLit, ExprPath, Ident, Lit, Path};
+
+use super::{Arg, Errors, duration, parse_list};
+
+const VALID: &str =
+    "expected one of `attempts`, `backoff`, `base`, `factor`, `max_delay`, `jitter`, `when`";
+
+/// The configuration of one `#[retry]`.
+pub(crate) struct RetryArgs {
+    pub(crate) attempts: u32,
+    /// `backoff = "exponential"` (true, the default) or `"constant"`.
+    pub(crate) exponential: bool,
+    pub(crate) base: Duration,
+    pub(crate) factor: f64,
+    pub(crate) max_delay: Duration,
+    /// `"none"`, `"full"` (the default) or `"equal"`.
+    pub(crate) jitter: &'static str,
+    /// `fn(&E) -> bool`: which errors are worth another attempt.
+    pub(crate) when: Option<Path>,
+}
+
+impl RetryArgs {
+    pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Self> {
+        let mut args = RetryArgs {
+            attempts: 3,
+            exponential: true,
+            base: Duration::from_millis(100),
+            factor: 2.0,
+            max_delay: Duration::from_secs(2),
+            jitter: "full",
+            when: None,
+        };
+        let mut seen: Vec<String> = Vec::new();
+        let mut errors = Errors::default();
+        for arg in parse_list(tokens)? {
+            let (name, value) = match arg {
+                Arg::Named { name, value } => (name, value),
+                Arg::Positional(value) => {
+                    errors.push(Error::new(
+                        value.span(),
+                        format!("`#[retry]` takes named arguments only; {VALID}, e.g. `#[retry(attempts = 5)]`"),
+                    ));
+                    continue;
+                }
+            };
+            let key = name.to_string();
+            if seen.contains(&key) {
+                errors.push(Error::new(
+                    name.span(),
+                    format!("duplicate `{key}` argument; give it once"),
+                ));
+                continue;
+            }
+            seen.push(key.clone());
+            let set = args.set(&name, &key, &value);
+            errors.take(set);
+        }
+        if args.max_delay < args.base {
+            errors.push(Error::new(
+                proc_macro2::Span::call_site(),
+                "`max_delay` is shorter than `base`; every delay would be `max_delay`",
+            ));
+        }
+        errors.finish()?;
+        Ok(args)
+    }
+
+    fn set(&mut self, name: &Ident, key: &str, value: &Expr) -> syn::Result<()> {
+        match key {
+            "attempts" => self.attempts = attempts(value)?,
+            "backoff" => {
+                self.exponential = choice(value, &["exponential", "constant"])? == "exponential";
+            }
+            "base" => self.base = text_duration(value)?,
+            "max_delay" => self.max_delay = text_duration(value)?,
+            "factor" => self.factor = factor(value)?,
+            "jitter" => self.jitter = choice(value, &["full", "equal", "none"])?,
+            "when" => match value {
+                Expr::Path(ExprPath { path, .. }) => self.when = Some(path.clone()),
+                _ => {
+                    return Err(Error::new(
+                        value.span(),
+                        "expected a path to a function `fn(&E) -> bool`, such as `when = is_transient`",
+                    ));
+                }
+            },
+            other => {
+                return Err(Error::new(
+                    name.span(),
+                    format!("unknown argument `{other}`; {VALID}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn attempts(value: &Expr) -> syn::Result<u32> {
+    if let Expr::Lit(ExprLit {
+        lit: Lit::Int(int), ..
+    }) = value
+        && let Ok(n) = int.base10_parse::<u32>()
+        && n >= 1
+    {
+        return Ok(n);
+    }
+    Err(Error::new(
+        value.span(),
+        "expected a number of attempts of at least 1 (the first attempt included), such as `attempts = 3`",
+    ))
+}
+
+fn factor(value: &Expr) -> syn::Result<f64> {
+    let factor = match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(float),
+            ..
+        }) => float.base10_parse::<f64>().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => int.base10_parse::<u32>().ok().map(f64::from),
+        _ => None,
+    };
+    match factor {
+        Some(f) if f.is_finite() && f >= 1.0 => Ok(f),
+        _ => Err(Error::new(
+            value.span(),
+            "expected a growth factor of at least 1.0, such as `factor = 2.0`",
+        )),
+    }
+}
+
+fn text_duration(value: &Expr) -> syn::Result<Duration> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) => duration::text(text),
+        _ => Err(Error::new(
+            value.span(),
+            "expected a duration as text, such as `\"100ms\"` or `\"2s\"`",
+        )),
+    }
+}
+
+fn choice(value: &Expr, choices: &[&'static str]) -> syn::Result<&'static str> {
+    let expected = choices
+        .iter()
+        .map(|c| format!("`\"{c}\"`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Expr::Lit(ExprLit {
+        lit: Lit::Str(text),
+        ..
+    }) = value
+    {
+        let given = text.value();
+        return choices
+            .iter()
+            .copied()
+            .find(|c| *c == given)
+            .ok_or_else(|| {
+                Error::new(
+                    text.span(),
+                    format!("unknown value `{given:?}`; expected one of {expected}"),
+                )
+            });
+    }
+    Err(Error::new(
+        value.span(),
+        format!("expected one of {expected}"),
+    ))
+}

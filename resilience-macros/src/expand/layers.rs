@@ -1,0 +1,124 @@
+//! Composition of the async attributes. Written top-down, the first attribute
+//! is the outermost: `#[retry] #[timeout_async(1)]` gives each attempt 1 s,
+//! `#[timeout_async(5)] #[retry]` gives all attempts together 5 s.
+//!
+//! The compiler expands the top attribute first, with the others still on the
+//! item. So the top attribute takes the resilience attributes below it off
+//! the item, and builds all of their code itself, innermost first.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{Attribute, Meta};
+
+use super::{retry, timeout};
+use crate::args::{Errors, RetryArgs, TimeoutArgs};
+use crate::item::{AsyncBody, FnItem};
+
+/// One attribute's effect on the body.
+pub(crate) enum Layer {
+    Timeout(TimeoutArgs),
+    Retry(RetryArgs),
+}
+
+impl Layer {
+    /// Checks what this layer needs of the function.
+    fn check(&self, item: &FnItem) -> syn::Result<()> {
+        match self {
+            Layer::Timeout(_) => Ok(()),
+            Layer::Retry(_) => retry::check(item),
+        }
+    }
+
+    /// Adjusts the signature to the wrapped body.
+    fn prepare(&self, item: &mut FnItem) {
+        if let Layer::Retry(_) = self {
+            retry::prepare(item);
+        }
+    }
+
+    /// `body` (statements of an async body) wrapped in this layer.
+    fn wrap(&self, item: &FnItem, body: TokenStream) -> TokenStream {
+        match self {
+            Layer::Timeout(args) => timeout::wrap(args, item, body),
+            Layer::Retry(args) => retry::wrap(args, item, body),
+        }
+    }
+}
+
+/// Expands the attribute `attr` (already parsed as `own`) on an async `item`.
+pub(crate) fn expand(
+    attr: &str,
+    own: syn::Result<Layer>,
+    item: TokenStream,
+) -> syn::Result<TokenStream> {
+    // Arguments and item are checked independently so that both kinds of
+    // mistakes show up in one build.
+    let mut errors = Errors::default();
+    let own = errors.take(own);
+    let mut item = errors.take(FnItem::parse(item, attr, "an `async fn`"));
+    let inner = match &mut item {
+        Some(item) => take_inner(&mut item.attrs, &mut errors),
+        None => Vec::new(),
+    };
+    let body = item
+        .as_ref()
+        .and_then(|item| errors.take(item.async_body(attr)));
+    let layers: Vec<Layer> = own.into_iter().chain(inner).collect();
+    if let Some(item) = &item {
+        for layer in &layers {
+            errors.take(layer.check(item));
+        }
+    }
+    errors.finish()?;
+    let (Some(mut item), Some(body)) = (item, body) else {
+        unreachable!("errors were reported above");
+    };
+    let wrap_all = |item: &FnItem, stmts: TokenStream| {
+        layers
+            .iter()
+            .rev()
+            .fold(stmts, |body, layer| layer.wrap(item, body))
+    };
+    let body = match body {
+        AsyncBody::Native(stmts) => wrap_all(&item, stmts),
+        AsyncBody::AsyncTrait {
+            prefix,
+            mut call,
+            future,
+        } => {
+            // `#[async_trait]` already pins the output type inside its block.
+            let stmts = &future.block.stmts;
+            let wrapped = wrap_all(&item, quote!(#(#stmts)*));
+            call.args[0] = syn::parse_quote!(async move { #wrapped });
+            quote!(#(#prefix)* #call)
+        }
+    };
+    for layer in &layers {
+        layer.prepare(&mut item);
+    }
+    Ok(item.with_body(body))
+}
+
+/// Takes the resilience attributes below the one being expanded off `attrs`.
+fn take_inner(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Vec<Layer> {
+    let mut layers = Vec::new();
+    attrs.retain(|attr| {
+        let Some(name) = attr.path().segments.last().map(|s| s.ident.to_string()) else {
+            return true;
+        };
+        let parse: fn(TokenStream) -> syn::Result<Layer> = match name.as_str() {
+            "timeout_async" => |tokens| TimeoutArgs::parse(tokens).map(Layer::Timeout),
+            "retry" => |tokens| RetryArgs::parse(tokens).map(Layer::Retry),
+            _ => return true,
+        };
+        let tokens = match &attr.meta {
+            Meta::List(list) => list.tokens.clone(),
+            _ => TokenStream::new(),
+        };
+        if let Some(layer) = errors.take(parse(tokens)) {
+            layers.push(layer);
+        }
+        false
+    });
+    layers
+}

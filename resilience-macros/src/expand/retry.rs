@@ -1,0 +1,190 @@
+//! `#[retry]`: a loop around the body, which runs again with the arguments as
+//! they were: references re-borrowed, owned values cloned for each attempt.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::{Error, FnArg, Ident, Pat, Receiver, ReceiverKind, ReturnType, Type};
+
+use super::layers::{self, Layer};
+use super::{fake_return_edge, private_ident};
+use crate::args::RetryArgs;
+use crate::item::FnItem;
+
+pub(crate) fn retry(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    layers::expand("retry", RetryArgs::parse(args).map(Layer::Retry), item)
+}
+
+/// What `#[retry]` needs of the function: a receiver it can use again.
+pub(super) fn check(item: &FnItem) -> syn::Result<()> {
+    let Some(Receiver {
+        self_token, kind, ..
+    }) = item.sig.receiver()
+    else {
+        return Ok(());
+    };
+    let by_value = match kind {
+        ReceiverKind::Value => true,
+        ReceiverKind::Typed(_, ty) => matches!(&**ty, Type::Path(p) if p.path.is_ident("Self")),
+        _ => false,
+    };
+    if by_value {
+        return Err(Error::new(
+            self_token.span,
+            "`#[retry]` cannot run a method that takes `self` by value again; take `&self` or `&mut self`",
+        ));
+    }
+    Ok(())
+}
+
+/// Arguments passed by value are copied afresh for each attempt, so the
+/// function's own bindings need no `mut`.
+pub(super) fn prepare(item: &mut FnItem) {
+    for input in &mut item.sig.inputs {
+        if let FnArg::Typed(typed) = input
+            && !matches!(&*typed.ty, Type::Reference(_))
+        {
+            drop_mut(&mut typed.pat);
+        }
+    }
+}
+
+fn drop_mut(pat: &mut Pat) {
+    match pat {
+        Pat::Ident(p) => {
+            p.mutability = None;
+            if let Some((_, sub)) = &mut p.subpat {
+                drop_mut(sub);
+            }
+        }
+        Pat::Tuple(t) => t.elems.iter_mut().for_each(drop_mut),
+        Pat::TupleStruct(t) => t.elems.iter_mut().for_each(drop_mut),
+        Pat::Struct(s) => s.fields.iter_mut().for_each(|f| drop_mut(&mut f.pat)),
+        Pat::Slice(s) => s.elems.iter_mut().for_each(drop_mut),
+        Pat::Reference(r) => drop_mut(&mut r.pat),
+        Pat::Type(t) => drop_mut(&mut t.pat),
+        Pat::Paren(p) => drop_mut(&mut p.pat),
+        _ => {}
+    }
+}
+
+/// The statements `body` of an async body, run until they succeed.
+pub(super) fn wrap(args: &RetryArgs, item: &FnItem, body: TokenStream) -> TokenStream {
+    let private = quote!(::resilience_runtime::__private::retry);
+    let function = item.sig.ident.unraw().to_string();
+    let RetryArgs {
+        attempts,
+        exponential,
+        base,
+        factor,
+        max_delay,
+        jitter,
+        when,
+    } = args;
+    let growth = if *exponential {
+        quote!(Exponential)
+    } else {
+        quote!(Constant)
+    };
+    let jitter = Ident::new(
+        match *jitter {
+            "none" => "None",
+            "equal" => "Equal",
+            _ => "Full",
+        },
+        Span::call_site(),
+    );
+    let duration = |d: &std::time::Duration| {
+        let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
+        quote!(::core::time::Duration::new(#secs, #nanos))
+    };
+    let (base, max_delay) = (duration(base), duration(max_delay));
+    let output_span = match &item.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => item.sig.ident.span(),
+    };
+    let when = match when {
+        Some(path) => quote!(#path),
+        None => quote_spanned!(output_span=> ::resilience_runtime::__private::retry::any_error),
+    };
+    let site = private_ident("__RESILIENCE_RETRY");
+    let retrier = private_ident("__resilience_retrier");
+    let output = private_ident("__resilience_output");
+    let fake_return = fake_return_edge(item.output_type());
+    // Spanned at the return type: one that is not a `Result` is reported there.
+    let output_here = Ident::new(
+        "__resilience_output",
+        Span::mixed_site().located_at(output_span),
+    );
+    let failure = quote_spanned!(output_span=>
+        ::resilience_runtime::__private::retry::outcome(&#output_here, #when)
+    );
+    let fresh = fresh_arguments(item);
+    quote! {
+        static #site: #private::RetrySite = #private::RetrySite::new(
+            ::core::concat!(::core::module_path!(), "::", #function),
+            #private::RetryOptions {
+                attempts: #attempts,
+                backoff: #private::Backoff {
+                    growth: #private::Growth::#growth,
+                    base: #base,
+                    factor: #factor,
+                    max_delay: #max_delay,
+                    jitter: #private::Jitter::#jitter,
+                },
+            },
+        );
+        let mut #retrier = #private::Retrier::new(&#site);
+        loop {
+            #(#fresh)*
+            let #output = async { #fake_return #body }.await;
+            if let #private::Next::Stop = #retrier.next(#failure).await {
+                break #output;
+            }
+        }
+    }
+}
+
+/// `let x = Clone::clone(&x);` for every argument passed by value, so that
+/// each attempt starts from the arguments as the caller gave them; references
+/// are re-borrowed by the attempt's block as they are.
+fn fresh_arguments(item: &FnItem) -> Vec<TokenStream> {
+    let mut fresh = Vec::new();
+    for input in &item.sig.inputs {
+        let FnArg::Typed(typed) = input else { continue };
+        if let Type::Reference(_) = &*typed.ty {
+            continue;
+        }
+        let mut bindings = Vec::new();
+        collect_bindings(&typed.pat, &mut bindings);
+        for (ident, mutable) in bindings {
+            let mutability = mutable.then(|| quote!(mut));
+            // Spanned at the argument: one that is not `Clone` is reported there.
+            fresh.push(quote_spanned! {ident.span()=>
+                #[allow(unused_variables, unused_mut, clippy::redundant_clone)]
+                let #mutability #ident = ::core::clone::Clone::clone(&#ident);
+            });
+        }
+    }
+    fresh
+}
+
+fn collect_bindings(pat: &Pat, out: &mut Vec<(Ident, bool)>) {
+    match pat {
+        Pat::Ident(p) => {
+            out.push((p.ident.clone(), p.mutability.is_some()));
+            if let Some((_, sub)) = &p.subpat {
+                collect_bindings(sub, out);
+            }
+        }
+        Pat::Tuple(t) => t.elems.iter().for_each(|p| collect_bindings(p, out)),
+        Pat::TupleStruct(t) => t.elems.iter().for_each(|p| collect_bindings(p, out)),
+        Pat::Struct(s) => s.fields.iter().for_each(|f| collect_bindings(&f.pat, out)),
+        Pat::Slice(s) => s.elems.iter().for_each(|p| collect_bindings(p, out)),
+        Pat::Reference(r) => collect_bindings(&r.pat, out),
+        Pat::Type(t) => collect_bindings(&t.pat, out),
+        Pat::Paren(p) => collect_bindings(&p.pat, out),
+        _ => {}
+    }
+}
