@@ -14,8 +14,14 @@ mod item;
 /// Puts a deadline on an `async fn`. See `resilience_runtime::timeout_async`.
 #[proc_macro_attribute]
 pub fn timeout_async(args: TokenStream, item: TokenStream) -> TokenStream {
-    let item = proc_macro2::TokenStream::from(item);
-    expand::timeout_async(args.into(), item.clone())
+    let (args, item) = (
+        proc_macro2::TokenStream::from(args),
+        proc_macro2::TokenStream::from(item),
+    );
+    if expand::is_composed(&args) {
+        return item.into(); // already built by the attribute above it
+    }
+    expand::timeout_async(args, item.clone())
         .unwrap_or_else(|error| unchanged_with(error, item))
         .into()
 }
@@ -23,8 +29,30 @@ pub fn timeout_async(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Re-runs an `async fn` that returned an error. See `resilience_runtime::retry`.
 #[proc_macro_attribute]
 pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
-    let item = proc_macro2::TokenStream::from(item);
-    expand::retry(args.into(), item.clone())
+    let (args, item) = (
+        proc_macro2::TokenStream::from(args),
+        proc_macro2::TokenStream::from(item),
+    );
+    if expand::is_composed(&args) {
+        return item.into(); // already built by the attribute above it
+    }
+    expand::retry(args, item.clone())
+        .unwrap_or_else(|error| unchanged_with(error, item))
+        .into()
+}
+
+/// Rejects calls while too many recent ones failed. See
+/// `resilience_runtime::circuit_breaker`.
+#[proc_macro_attribute]
+pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
+    let (args, item) = (
+        proc_macro2::TokenStream::from(args),
+        proc_macro2::TokenStream::from(item),
+    );
+    if expand::is_composed(&args) {
+        return item.into(); // already built by the attribute above it
+    }
+    expand::circuit_breaker(args, item.clone())
         .unwrap_or_else(|error| unchanged_with(error, item))
         .into()
 }

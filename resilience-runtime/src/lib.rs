@@ -33,6 +33,7 @@
 #![doc(test(attr(deny(warnings))))]
 #![warn(missing_docs)]
 
+pub mod breaker;
 pub mod chaos;
 pub mod deadline;
 pub mod device;
@@ -93,6 +94,46 @@ pub use resilience_macros::timeout_async;
 #[doc(inline)]
 pub use resilience_macros::retry;
 
+/// Stops calling what is down: rejects calls at once while too many recent
+/// ones failed.
+///
+/// ```
+/// use resilience_runtime::{circuit_breaker, CircuitOpenError};
+///
+/// #[derive(Debug)]
+/// enum QuoteError {
+///     Down,
+///     Open(CircuitOpenError),
+/// }
+///
+/// impl From<CircuitOpenError> for QuoteError {
+///     fn from(error: CircuitOpenError) -> Self {
+///         QuoteError::Open(error)
+///     }
+/// }
+///
+/// #[circuit_breaker(window = 4, min_calls = 4, failure_rate = 0.5, open_for = "10s")]
+/// async fn quote() -> Result<f64, QuoteError> {
+///     Err(QuoteError::Down)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// for _ in 0..4 {
+///     assert!(matches!(quote().await, Err(QuoteError::Down)));
+/// }
+/// // Rejected without running:
+/// assert!(matches!(quote().await, Err(QuoteError::Open(e)) if e.breaker().ends_with("::quote")));
+/// # }
+/// ```
+///
+/// Arguments (all optional, these are the defaults): `failure_rate = 0.5`,
+/// `window = 20`, `min_calls = 10`, `open_for = "30s"`, `half_open_probes = 1`,
+/// `slow_call = "2s"` (off when not given), `name = "…"` (shared breaker). See
+/// [`breaker`] and `docs/guide.md`.
+#[doc(inline)]
+pub use resilience_macros::circuit_breaker;
+
 /// Runs a tensor op again on the CPU when its device fails.
 ///
 /// Put it on a sync or async function (or method) that does `tch` work. A
@@ -132,6 +173,8 @@ pub use resilience_macros::safe_mps_op;
 pub use resilience_macros::safe_mps_op;
 
 #[doc(inline)]
+pub use breaker::CircuitOpenError;
+#[doc(inline)]
 pub use deadline::{TimeoutError, timeout};
 
 /// What expanded attributes call. Not public API: it may change in any release.
@@ -140,6 +183,9 @@ pub mod __private {
     pub use crate::deadline::{FromTimeout, deadline};
     #[cfg(feature = "tch")]
     pub use crate::device::__private as device;
+    pub mod breaker {
+        pub use crate::breaker::{BreakerConfig, BreakerSite, FromCircuitOpen, Outcome};
+    }
     pub mod retry {
         pub use crate::retry::{
             Backoff, Growth, Jitter, Next, Retrier, RetryOptions, RetrySite, any_error, outcome,

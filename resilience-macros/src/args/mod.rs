@@ -4,12 +4,14 @@
 //! configuration, with one setter per argument and a final `build` that checks
 //! the rules between arguments.
 
+mod breaker;
 #[cfg(feature = "tch")]
 mod device;
 mod duration;
 mod retry;
 mod timeout;
 
+pub(crate) use breaker::BreakerArgs;
 #[cfg(feature = "tch")]
 pub(crate) use device::DeviceArgs;
 pub(crate) use retry::RetryArgs;

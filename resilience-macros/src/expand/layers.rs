@@ -10,21 +10,22 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Attribute, Meta};
 
-use super::{retry, timeout};
-use crate::args::{Errors, RetryArgs, TimeoutArgs};
+use super::{breaker, retry, timeout};
+use crate::args::{BreakerArgs, Errors, RetryArgs, TimeoutArgs};
 use crate::item::{AsyncBody, FnItem};
 
 /// One attribute's effect on the body.
 pub(crate) enum Layer {
     Timeout(TimeoutArgs),
     Retry(RetryArgs),
+    Breaker(BreakerArgs),
 }
 
 impl Layer {
     /// Checks what this layer needs of the function.
     fn check(&self, item: &FnItem) -> syn::Result<()> {
         match self {
-            Layer::Timeout(_) => Ok(()),
+            Layer::Timeout(_) | Layer::Breaker(_) => Ok(()),
             Layer::Retry(_) => retry::check(item),
         }
     }
@@ -41,8 +42,23 @@ impl Layer {
         match self {
             Layer::Timeout(args) => timeout::wrap(args, item, body),
             Layer::Retry(args) => retry::wrap(args, item, body),
+            Layer::Breaker(args) => breaker::wrap(args, item, body),
         }
     }
+}
+
+/// What an outer attribute leaves in place of the attribute arguments it has
+/// built into its own expansion. The attribute stays on the item, so that its
+/// import is used, and expands to nothing.
+const COMPOSED: &str = "__resilience_composed";
+
+/// Whether an attribute's arguments are the [`COMPOSED`] marker.
+pub(crate) fn is_composed(args: &TokenStream) -> bool {
+    let mut tokens = args.clone().into_iter();
+    matches!(
+        (tokens.next(), tokens.next()),
+        (Some(proc_macro2::TokenTree::Ident(ident)), None) if ident == COMPOSED
+    )
 }
 
 /// Expands the attribute `attr` (already parsed as `own`) on an async `item`.
@@ -99,26 +115,33 @@ pub(crate) fn expand(
     Ok(item.with_body(body))
 }
 
-/// Takes the resilience attributes below the one being expanded off `attrs`.
-fn take_inner(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Vec<Layer> {
+/// Builds the resilience attributes below the one being expanded, and marks
+/// them as built.
+fn take_inner(attrs: &mut [Attribute], errors: &mut Errors) -> Vec<Layer> {
     let mut layers = Vec::new();
-    attrs.retain(|attr| {
+    for attr in attrs {
         let Some(name) = attr.path().segments.last().map(|s| s.ident.to_string()) else {
-            return true;
+            continue;
         };
         let parse: fn(TokenStream) -> syn::Result<Layer> = match name.as_str() {
             "timeout_async" => |tokens| TimeoutArgs::parse(tokens).map(Layer::Timeout),
             "retry" => |tokens| RetryArgs::parse(tokens).map(Layer::Retry),
-            _ => return true,
+            "circuit_breaker" => |tokens| BreakerArgs::parse(tokens).map(Layer::Breaker),
+            _ => continue,
         };
         let tokens = match &attr.meta {
             Meta::List(list) => list.tokens.clone(),
             _ => TokenStream::new(),
         };
+        if is_composed(&tokens) {
+            continue;
+        }
         if let Some(layer) = errors.take(parse(tokens)) {
             layers.push(layer);
         }
-        false
-    });
+        let path = attr.path().clone();
+        let marker = proc_macro2::Ident::new(COMPOSED, proc_macro2::Span::call_site());
+        attr.meta = syn::parse_quote!(#path(#marker));
+    }
     layers
 }

@@ -2,14 +2,17 @@
 //! and `::core`, and give their own identifiers `Span::mixed_site()` so that user
 //! code can neither see nor shadow them.
 
+mod breaker;
 #[cfg(feature = "tch")]
 mod device;
 mod layers;
 mod retry;
 mod timeout;
 
+pub(crate) use breaker::circuit_breaker;
 #[cfg(feature = "tch")]
 pub(crate) use device::safe_mps_op;
+pub(crate) use layers::is_composed;
 pub(crate) use retry::retry;
 pub(crate) use timeout::timeout_async;
 

@@ -77,3 +77,17 @@ pub async fn retried(
 pub fn is_failed(_: &Failed) -> bool {
     true
 }
+
+impl ::core::convert::From<::resilience_runtime::CircuitOpenError> for Failed {
+    fn from(_: ::resilience_runtime::CircuitOpenError) -> Self {
+        Failed
+    }
+}
+
+/// Guarded by a shared breaker, retried, each attempt timed.
+#[::resilience_runtime::circuit_breaker(name = "hygiene", slow_call = "1s")]
+#[::resilience_runtime::retry(attempts = 2, jitter = "equal")]
+#[::resilience_runtime::timeout_async(ms = 10)]
+pub async fn guarded(counter: &mut Counter) -> ::core::result::Result<u64, Failed> {
+    counter.bump().await
+}

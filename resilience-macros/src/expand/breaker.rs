@@ -1,0 +1,87 @@
+//! `#[circuit_breaker]`: ask the breaker before running the body, report the
+//! outcome after.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::ReturnType;
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+
+use super::layers::{self, Layer};
+use super::{fake_return_edge, private_ident};
+use crate::args::BreakerArgs;
+use crate::item::FnItem;
+
+pub(crate) fn circuit_breaker(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    layers::expand(
+        "circuit_breaker",
+        BreakerArgs::parse(args).map(Layer::Breaker),
+        item,
+    )
+}
+
+/// The statements `body` of an async body, run when the breaker admits them.
+pub(super) fn wrap(args: &BreakerArgs, item: &FnItem, body: TokenStream) -> TokenStream {
+    let private = quote!(::resilience_runtime::__private::breaker);
+    let function = item.sig.ident.unraw().to_string();
+    let name = match &args.name {
+        Some(name) => quote!(#name),
+        None => quote!(::core::concat!(::core::module_path!(), "::", #function)),
+    };
+    let BreakerArgs {
+        failure_rate,
+        window,
+        min_calls,
+        open_for,
+        half_open_probes,
+        slow_call,
+        ..
+    } = args;
+    let duration = |d: &std::time::Duration| {
+        let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
+        quote!(::core::time::Duration::new(#secs, #nanos))
+    };
+    let open_for = duration(open_for);
+    let slow_call = match slow_call {
+        Some(d) => {
+            let d = duration(d);
+            quote!(::core::option::Option::Some(#d))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let site = private_ident("__RESILIENCE_BREAKER");
+    let permit = private_ident("__resilience_permit");
+    let output = private_ident("__resilience_output");
+    let rejected = private_ident("__resilience_rejected");
+    let fake_return = fake_return_edge(item.output_type());
+    // Spanned at the return type: one that cannot carry a rejection is
+    // reported there.
+    let output_span = match &item.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => item.sig.ident.span(),
+    };
+    let reject = quote_spanned!(output_span=>
+        ::resilience_runtime::__private::breaker::FromCircuitOpen::from_circuit_open(#rejected)
+    );
+    quote! {
+        static #site: #private::BreakerSite = #private::BreakerSite::new(
+            #name,
+            #private::BreakerConfig {
+                failure_rate: #failure_rate,
+                window: #window,
+                min_calls: #min_calls,
+                open_for: #open_for,
+                half_open_probes: #half_open_probes,
+                slow_call: #slow_call,
+            },
+        );
+        match #site.breaker().admit() {
+            ::core::result::Result::Err(#rejected) => #reject,
+            ::core::result::Result::Ok(#permit) => {
+                let #output = async { #fake_return #body }.await;
+                #permit.record(#private::Outcome::is_failure(&#output));
+                #output
+            }
+        }
+    }
+}
