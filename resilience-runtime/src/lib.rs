@@ -37,6 +37,7 @@ pub mod breaker;
 pub mod chaos;
 pub mod deadline;
 pub mod device;
+pub mod policy;
 pub mod retry;
 
 /// Puts a deadline on an `async fn`.
@@ -180,7 +181,7 @@ pub use deadline::{TimeoutError, timeout};
 /// What expanded attributes call. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::deadline::{FromTimeout, deadline};
+    pub use crate::deadline::{FromTimeout, TimeoutSite};
     #[cfg(feature = "tch")]
     pub use crate::device::__private as device;
     pub mod breaker {

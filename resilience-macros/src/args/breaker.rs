@@ -8,7 +8,7 @@ use syn::{Error, Expr, ExprLit, Lit, LitStr};
 
 use super::{Arg, Errors, duration, parse_list};
 
-const VALID: &str = "expected one of `failure_rate`, `window`, `min_calls`, `open_for`, `half_open_probes`, `slow_call`, `name`";
+const VALID: &str = "expected one of `failure_rate`, `window`, `min_calls`, `open_for`, `half_open_probes`, `slow_call`, `name`, `policy`";
 
 /// The configuration of one `#[circuit_breaker]`.
 pub(crate) struct BreakerArgs {
@@ -20,6 +20,8 @@ pub(crate) struct BreakerArgs {
     pub(crate) slow_call: Option<Duration>,
     /// A breaker shared by every function with this name.
     pub(crate) name: Option<LitStr>,
+    /// The `policy = "…"` name that policy files may use for this function.
+    pub(crate) policy: Option<LitStr>,
 }
 
 impl BreakerArgs {
@@ -32,6 +34,7 @@ impl BreakerArgs {
             half_open_probes: 1,
             slow_call: None,
             name: None,
+            policy: None,
         };
         let mut seen: Vec<String> = Vec::new();
         let mut errors = Errors::default();

@@ -6,7 +6,7 @@ use syn::{Error, Expr, ExprLit, Ident, Lit};
 
 use super::{Arg, Errors, parse_list};
 
-const VALID: &str = "expected one of `fallback`, `return_to`, `sticky`, `retries`";
+const VALID: &str = "expected one of `fallback`, `return_to`, `sticky`, `retries`, `policy`";
 
 /// The configuration of one `#[safe_mps_op]`.
 pub(crate) struct DeviceArgs {
@@ -18,6 +18,8 @@ pub(crate) struct DeviceArgs {
     pub(crate) sticky: bool,
     /// `retries = N`: out-of-memory retries on the device; 0 by default.
     pub(crate) retries: u32,
+    /// The `policy = "…"` name that policy files may use for this function.
+    pub(crate) policy: Option<syn::LitStr>,
 }
 
 impl DeviceArgs {
@@ -38,6 +40,7 @@ impl DeviceArgs {
             return_to_origin: builder.return_to_origin.unwrap_or(true),
             sticky: builder.sticky.unwrap_or(true),
             retries: builder.retries.unwrap_or(0),
+            policy: builder.policy,
         })
     }
 }
@@ -48,6 +51,7 @@ struct Builder {
     return_to_origin: Option<bool>,
     sticky: Option<bool>,
     retries: Option<u32>,
+    policy: Option<syn::LitStr>,
     errors: Errors,
 }
 
@@ -62,6 +66,7 @@ impl Builder {
                 .map(|v| set(&mut self.return_to_origin, v)),
             "sticky" => boolean(value).map(|v| set(&mut self.sticky, v)),
             "retries" => count(value).map(|v| set(&mut self.retries, v)),
+            "policy" => super::policy_name(value).map(|v| set(&mut self.policy, v)),
             other => Err(Error::new(
                 name.span(),
                 format!("unknown option `{other}`; {VALID}"),

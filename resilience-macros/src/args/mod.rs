@@ -48,6 +48,20 @@ pub(crate) fn parse_list(tokens: TokenStream) -> syn::Result<Punctuated<Arg, Tok
     Punctuated::parse_terminated.parse2(tokens)
 }
 
+/// A `policy = "…"` name: the key of this function in policy files.
+pub(crate) fn policy_name(value: &Expr) -> syn::Result<syn::LitStr> {
+    match value {
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(name),
+            ..
+        }) if !name.value().trim().is_empty() => Ok(name.clone()),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            "expected a policy name as text, such as `policy = \"slow-dep\"`",
+        )),
+    }
+}
+
 /// Collects independent errors so that one build reports all of them.
 #[derive(Default)]
 pub(crate) struct Errors(Option<syn::Error>);

@@ -4,12 +4,11 @@ use std::time::Duration;
 
 use proc_macro2::TokenStream;
 use syn::spanned::Spanned;
-use syn::{Error, Expr, ExprLit, ExprPath, Ident, Lit, Path};
+use syn::{Error, Expr, ExprLit, ExprPath, Ident, Lit, LitStr, Path};
 
 use super::{Arg, Errors, duration, parse_list};
 
-const VALID: &str =
-    "expected one of `attempts`, `backoff`, `base`, `factor`, `max_delay`, `jitter`, `when`";
+const VALID: &str = "expected one of `attempts`, `backoff`, `base`, `factor`, `max_delay`, `jitter`, `when`, `policy`";
 
 /// The configuration of one `#[retry]`.
 pub(crate) struct RetryArgs {
@@ -23,6 +22,8 @@ pub(crate) struct RetryArgs {
     pub(crate) jitter: &'static str,
     /// `fn(&E) -> bool`: which errors are worth another attempt.
     pub(crate) when: Option<Path>,
+    /// The `policy = "…"` name that policy files may use for this function.
+    pub(crate) policy: Option<LitStr>,
 }
 
 impl RetryArgs {
@@ -35,6 +36,7 @@ impl RetryArgs {
             max_delay: Duration::from_secs(2),
             jitter: "full",
             when: None,
+            policy: None,
         };
         let mut seen: Vec<String> = Vec::new();
         let mut errors = Errors::default();
@@ -81,6 +83,7 @@ impl RetryArgs {
             "max_delay" => self.max_delay = text_duration(value)?,
             "factor" => self.factor = factor(value)?,
             "jitter" => self.jitter = choice(value, &["full", "equal", "none"])?,
+            "policy" => self.policy = Some(super::policy_name(value)?),
             "when" => match value {
                 Expr::Path(ExprPath { path, .. }) => self.when = Some(path.clone()),
                 _ => {

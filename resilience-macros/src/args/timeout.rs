@@ -4,18 +4,21 @@ use std::time::Duration;
 
 use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned;
-use syn::{Error, Expr, Ident};
+use syn::{Error, Expr, Ident, LitStr};
 
 use super::duration::{self, Unit};
 use super::{Arg, Errors, parse_list};
 
-const VALID: &str = "expected one of `secs`, `ms`, `on_timeout` (or a positional duration)";
+const VALID: &str =
+    "expected one of `secs`, `ms`, `on_timeout`, `policy` (or a positional duration)";
 
 /// The configuration of one `#[timeout_async]`.
 pub(crate) struct TimeoutArgs {
     pub(crate) limit: Duration,
     /// The fail-soft value, returned instead of an error when the deadline fires.
     pub(crate) on_timeout: Option<Expr>,
+    /// The `policy = "…"` name that policy files may use for this function.
+    pub(crate) policy: Option<LitStr>,
 }
 
 impl TimeoutArgs {
@@ -53,6 +56,7 @@ impl Source {
 struct Builder {
     limit: Option<(Source, Duration)>,
     on_timeout: Option<Expr>,
+    policy: Option<LitStr>,
     errors: Errors,
 }
 
@@ -66,6 +70,14 @@ impl Builder {
                 "duplicate `on_timeout` argument; give one fail-soft value",
             )),
             "on_timeout" => self.on_timeout = Some(value),
+            "policy" => match super::policy_name(&value) {
+                Ok(_) if self.policy.is_some() => self.errors.push(Error::new(
+                    name.span(),
+                    "duplicate `policy` argument; give it once",
+                )),
+                Ok(policy) => self.policy = Some(policy),
+                Err(error) => self.errors.push(error),
+            },
             other => self.errors.push(Error::new(
                 name.span(),
                 format!("unknown argument `{other}`; {VALID}"),
@@ -114,6 +126,7 @@ impl Builder {
         Ok(TimeoutArgs {
             limit: self.limit.map(|(_, limit)| limit).unwrap_or_default(),
             on_timeout: self.on_timeout,
+            policy: self.policy,
         })
     }
 }

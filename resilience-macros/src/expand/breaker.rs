@@ -8,7 +8,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 
 use super::layers::{self, Layer};
-use super::{fake_return_edge, private_ident};
+use super::{fake_return_edge, policy_option, private_ident};
 use crate::args::BreakerArgs;
 use crate::item::FnItem;
 
@@ -24,10 +24,12 @@ pub(crate) fn circuit_breaker(args: TokenStream, item: TokenStream) -> syn::Resu
 pub(super) fn wrap(args: &BreakerArgs, item: &FnItem, body: TokenStream) -> TokenStream {
     let private = quote!(::resilience_runtime::__private::breaker);
     let function = item.sig.ident.unraw().to_string();
+    let path = quote!(::core::concat!(::core::module_path!(), "::", #function));
     let name = match &args.name {
         Some(name) => quote!(#name),
-        None => quote!(::core::concat!(::core::module_path!(), "::", #function)),
+        None => path.clone(),
     };
+    let policy = policy_option(args.policy.as_ref());
     let BreakerArgs {
         failure_rate,
         window,
@@ -66,6 +68,8 @@ pub(super) fn wrap(args: &BreakerArgs, item: &FnItem, body: TokenStream) -> Toke
     quote! {
         static #site: #private::BreakerSite = #private::BreakerSite::new(
             #name,
+            #path,
+            #policy,
             #private::BreakerConfig {
                 failure_rate: #failure_rate,
                 window: #window,
@@ -75,7 +79,7 @@ pub(super) fn wrap(args: &BreakerArgs, item: &FnItem, body: TokenStream) -> Toke
                 slow_call: #slow_call,
             },
         );
-        match #site.breaker().admit() {
+        match #site.admit() {
             ::core::result::Result::Err(#rejected) => #reject,
             ::core::result::Result::Ok(#permit) => {
                 let #output = async { #fake_return #body }.await;

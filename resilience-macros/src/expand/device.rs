@@ -9,7 +9,7 @@ use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Error, FnArg, Ident, Lifetime, Pat, PatIdent, PatType, ReturnType, Type, TypeReference};
 
-use super::{fake_return_edge, private_ident};
+use super::{fake_return_edge, policy_option, private_ident};
 use crate::args::{DeviceArgs, Errors};
 use crate::item::FnItem;
 
@@ -117,7 +117,9 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
         return_to_origin,
         sticky,
         retries,
+        ref policy,
     } = *args;
+    let policy = policy_option(policy.as_ref());
     let fake_return = fake_return_edge(Some(&output));
     let names: Vec<&Ident> = arguments.iter().map(|(name, _)| name).collect();
     let params = arguments.iter().map(|(_, param)| param);
@@ -177,6 +179,7 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
     let new_body = quote! {
         static #site: #private::DeviceSite = #private::DeviceSite::new(
             ::core::concat!(::core::module_path!(), "::", #function),
+            #policy,
             #private::DeviceOptions {
                 fallback: #fallback,
                 return_to_origin: #return_to_origin,

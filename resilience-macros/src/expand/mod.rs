@@ -21,6 +21,14 @@ use quote::quote;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Ident, Type, TypeInfer};
 
+/// `Some("name")` or `None`, for a site's `policy = "…"` name.
+fn policy_option(policy: Option<&syn::LitStr>) -> TokenStream {
+    match policy {
+        Some(name) => quote!(::core::option::Option::Some(#name)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
 /// An identifier private to the expansion.
 fn private_ident(name: &str) -> Ident {
     Ident::new(name, Span::mixed_site())

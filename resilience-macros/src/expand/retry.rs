@@ -8,7 +8,7 @@ use syn::spanned::Spanned;
 use syn::{Error, FnArg, Ident, Pat, Receiver, ReceiverKind, ReturnType, Type};
 
 use super::layers::{self, Layer};
-use super::{fake_return_edge, private_ident};
+use super::{fake_return_edge, policy_option, private_ident};
 use crate::args::RetryArgs;
 use crate::item::FnItem;
 
@@ -81,7 +81,9 @@ pub(super) fn wrap(args: &RetryArgs, item: &FnItem, body: TokenStream) -> TokenS
         max_delay,
         jitter,
         when,
+        policy,
     } = args;
+    let policy = policy_option(policy.as_ref());
     let growth = if *exponential {
         quote!(Exponential)
     } else {
@@ -124,6 +126,7 @@ pub(super) fn wrap(args: &RetryArgs, item: &FnItem, body: TokenStream) -> TokenS
     quote! {
         static #site: #private::RetrySite = #private::RetrySite::new(
             ::core::concat!(::core::module_path!(), "::", #function),
+            #policy,
             #private::RetryOptions {
                 attempts: #attempts,
                 backoff: #private::Backoff {

@@ -7,7 +7,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 
 use super::layers::{self, Layer};
-use super::{fake_return_edge, private_ident};
+use super::{fake_return_edge, policy_option, private_ident};
 use crate::args::TimeoutArgs;
 use crate::item::FnItem;
 
@@ -38,17 +38,19 @@ pub(super) fn wrap(args: &TimeoutArgs, item: &FnItem, body: TokenStream) -> Toke
     };
     let function = item.sig.ident.unraw().to_string();
     let (secs, nanos) = (args.limit.as_secs(), args.limit.subsec_nanos());
+    let policy = policy_option(args.policy.as_ref());
+    let site = private_ident("__RESILIENCE_TIMEOUT");
     let fake_return = fake_return_edge(item.output_type());
     // Not `async move`: the block borrows the arguments, so that an enclosing
     // `#[retry]` can run it again.
     quote! {
-        match ::resilience_runtime::__private::deadline(
-            ::core::concat!(::core::module_path!(), "::", #function),
-            ::core::time::Duration::new(#secs, #nanos),
-            async { #fake_return #body },
-        )
-        .await
-        {
+        static #site: ::resilience_runtime::__private::TimeoutSite =
+            ::resilience_runtime::__private::TimeoutSite::new(
+                ::core::concat!(::core::module_path!(), "::", #function),
+                #policy,
+                ::core::time::Duration::new(#secs, #nanos),
+            );
+        match #site.run(async { #fake_return #body }).await {
             ::core::result::Result::Ok(#output) => #output,
             ::core::result::Result::Err(#expired) => #on_expired,
         }

@@ -22,6 +22,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+use crate::policy::{Gate, Kind, Known, gate};
+
 pub use state::State;
 #[doc(hidden)]
 pub use state::{Breaker, BreakerConfig, Permit};
@@ -110,28 +112,65 @@ fn registry() -> std::sync::MutexGuard<'static, HashMap<&'static str, &'static B
 #[doc(hidden)]
 pub struct BreakerSite {
     name: &'static str,
+    function: &'static str,
+    policy: Option<&'static str>,
     config: BreakerConfig,
     breaker: OnceLock<&'static Breaker>,
+    known: Known,
 }
 
 impl BreakerSite {
-    /// The site of a breaker named `name`.
-    pub const fn new(name: &'static str, config: BreakerConfig) -> Self {
+    /// The site of `function`, guarded by the breaker `name`.
+    pub const fn new(
+        name: &'static str,
+        function: &'static str,
+        policy: Option<&'static str>,
+        config: BreakerConfig,
+    ) -> Self {
         Self {
             name,
+            function,
+            policy,
             config,
             breaker: OnceLock::new(),
+            known: Known::new(),
         }
     }
 
-    /// The breaker; the first site to create a shared one sets its config.
-    #[inline]
-    pub fn breaker(&self) -> &'static Breaker {
+    fn breaker(&self) -> &'static Breaker {
         self.breaker.get_or_init(|| {
             *registry()
                 .entry(self.name)
-                .or_insert_with(|| Box::leak(Box::new(Breaker::new(self.name, self.config))))
+                .or_insert_with(|| Box::leak(Box::new(Breaker::new(self.name))))
         })
+    }
+
+    /// Admits one call, under this site's settings as the policy in force
+    /// says. Each site of a shared breaker counts with its own settings.
+    #[inline]
+    pub fn admit(&'static self) -> Result<Permit<'static>, CircuitOpenError> {
+        self.known.note(self.function, self.policy);
+        let breaker = self.breaker();
+        match gate(Kind::Breaker, self.function, self.policy, |e| {
+            let entry = e.circuit_breaker.unwrap_or_default();
+            (entry.enabled, entry)
+        }) {
+            Gate::Defaults => breaker.admit(self.config),
+            Gate::Off => Ok(breaker.pass(self.config)),
+            Gate::Override(entry) => {
+                let base = self.config;
+                breaker.admit(BreakerConfig {
+                    failure_rate: entry.failure_rate.map_or(base.failure_rate, |r| r.0),
+                    window: entry.window.map_or(base.window, |w| w.0),
+                    min_calls: entry.min_calls.map_or(base.min_calls, |m| m.0),
+                    open_for: entry.open_for.map_or(base.open_for, |d| d.0),
+                    half_open_probes: entry
+                        .half_open_probes
+                        .map_or(base.half_open_probes, |p| p.0),
+                    slow_call: entry.slow_call.map(|d| d.0).or(base.slow_call),
+                })
+            }
+        }
     }
 }
 

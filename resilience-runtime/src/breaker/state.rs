@@ -69,7 +69,6 @@ impl State {
 #[doc(hidden)]
 pub struct Breaker {
     pub(super) name: &'static str,
-    config: BreakerConfig,
     state: AtomicU8,
     /// Nanoseconds after `epoch` at which the breaker last opened.
     opened_at: AtomicU64,
@@ -89,16 +88,16 @@ pub struct Breaker {
 #[doc(hidden)]
 pub struct Permit<'a> {
     breaker: &'a Breaker,
+    config: BreakerConfig,
     probe: bool,
     start: Option<Instant>,
     done: bool,
 }
 
 impl Breaker {
-    pub(super) fn new(name: &'static str, config: BreakerConfig) -> Self {
+    pub(super) fn new(name: &'static str) -> Self {
         Self {
             name,
-            config,
             state: AtomicU8::new(State::Closed as u8),
             opened_at: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -114,40 +113,48 @@ impl Breaker {
         State::from_u8(self.state.load(Acquire))
     }
 
-    /// Admits a call, or says why not.
+    /// Admits a call under `config`, or says why not.
     #[inline]
-    pub fn admit(&self) -> Result<Permit<'_>, CircuitOpenError> {
+    pub fn admit(&self, config: BreakerConfig) -> Result<Permit<'_>, CircuitOpenError> {
         match self.state() {
-            State::Closed => Ok(self.permit(false)),
-            State::ForcedClosed => Ok(Permit {
-                breaker: self,
-                probe: false,
-                start: None,
-                done: true,
-            }),
-            _ => self.admit_slow(),
+            State::Closed => Ok(self.permit(config, false)),
+            State::ForcedClosed => Ok(self.pass(config)),
+            _ => self.admit_slow(config),
+        }
+    }
+
+    /// A permit that counts nothing: forced closed, or switched off.
+    #[inline]
+    pub fn pass(&self, config: BreakerConfig) -> Permit<'_> {
+        Permit {
+            breaker: self,
+            config,
+            probe: false,
+            start: None,
+            done: true,
         }
     }
 
     #[inline]
-    fn permit(&self, probe: bool) -> Permit<'_> {
+    fn permit(&self, config: BreakerConfig, probe: bool) -> Permit<'_> {
         Permit {
             breaker: self,
+            config,
             probe,
-            start: self.config.slow_call.map(|_| Instant::now()),
+            start: config.slow_call.map(|_| Instant::now()),
             done: false,
         }
     }
 
     #[cold]
-    fn admit_slow(&self) -> Result<Permit<'_>, CircuitOpenError> {
+    fn admit_slow(&self, config: BreakerConfig) -> Result<Permit<'_>, CircuitOpenError> {
         loop {
             match self.state() {
-                State::Closed => return Ok(self.permit(false)),
-                State::ForcedClosed => return self.admit(),
+                State::Closed => return Ok(self.permit(config, false)),
+                State::ForcedClosed => return Ok(self.pass(config)),
                 State::ForcedOpen => return Err(self.rejection(None)),
                 State::Open => {
-                    let left = self.open_left();
+                    let left = self.open_left(&config);
                     if !left.is_zero() {
                         return Err(self.rejection(Some(left)));
                     }
@@ -159,8 +166,8 @@ impl Breaker {
                 }
                 State::HalfOpen => {
                     let running = self.probes.fetch_add(1, SeqCst);
-                    if running < self.config.half_open_probes {
-                        return Ok(self.permit(true));
+                    if running < config.half_open_probes {
+                        return Ok(self.permit(config, true));
                     }
                     self.probes.fetch_sub(1, SeqCst);
                     return Err(self.rejection(None));
@@ -173,9 +180,9 @@ impl Breaker {
         CircuitOpenError::new(self.name, retry_after)
     }
 
-    fn open_left(&self) -> Duration {
+    fn open_left(&self, config: &BreakerConfig) -> Duration {
         let opened = self.epoch + Duration::from_nanos(self.opened_at.load(Acquire));
-        (opened + self.config.open_for).saturating_duration_since(Instant::now())
+        (opened + config.open_for).saturating_duration_since(Instant::now())
     }
 
     /// Moves from `from` to `to` if the breaker is still in `from`; reports it.
@@ -222,8 +229,8 @@ impl Breaker {
     }
 
     /// Counts one closed-state outcome; opens when the window says so.
-    fn record_closed(&self, failed: bool) {
-        let window = u64::from(self.config.window);
+    fn record_closed(&self, config: &BreakerConfig, failed: bool) {
+        let window = u64::from(config.window);
         let position = self.recorded.fetch_add(1, AcqRel);
         let bit = 1u64 << (position % window);
         let failures = if failed {
@@ -232,20 +239,20 @@ impl Breaker {
             self.failures.fetch_and(!bit, AcqRel) & !bit
         };
         let calls = (position + 1).min(window);
-        if calls < u64::from(self.config.min_calls) {
+        if calls < u64::from(config.min_calls) {
             return;
         }
         let rate = f64::from(failures.count_ones()) / calls as f64;
-        if rate >= self.config.failure_rate {
+        if rate >= config.failure_rate {
             self.transition(State::Closed, State::Open);
         }
     }
 
-    fn record_probe(&self, failed: bool) {
+    fn record_probe(&self, config: &BreakerConfig, failed: bool) {
         self.probes.fetch_sub(1, SeqCst);
         if failed {
             self.transition(State::HalfOpen, State::Open);
-        } else if self.probe_successes.fetch_add(1, SeqCst) + 1 >= self.config.half_open_probes {
+        } else if self.probe_successes.fetch_add(1, SeqCst) + 1 >= config.half_open_probes {
             self.transition(State::HalfOpen, State::Closed);
         }
     }
@@ -256,15 +263,18 @@ impl Permit<'_> {
     /// too slow.
     #[inline]
     pub fn record(mut self, failed: bool) {
+        if self.done {
+            return;
+        }
         self.done = true;
-        let slow = match (self.start, self.breaker.config.slow_call) {
+        let slow = match (self.start, self.config.slow_call) {
             (Some(start), Some(limit)) => start.elapsed() > limit,
             _ => false,
         };
         if self.probe {
-            self.breaker.record_probe(failed || slow);
+            self.breaker.record_probe(&self.config, failed || slow);
         } else {
-            self.breaker.record_closed(failed || slow);
+            self.breaker.record_closed(&self.config, failed || slow);
         }
     }
 }

@@ -83,7 +83,8 @@ pin_project! {
         // hold off its own deadline (what `tokio::time::Timeout` does too).
         #[pin]
         sleep: Option<Unconstrained<Sleep>>,
-        start: Instant,
+        // `None` in a pass-through, which reads no clock.
+        start: Option<Instant>,
         // The effective limit, in nanoseconds: 8 bytes instead of the 16 of a
         // second `Instant`, and room for 584 years.
         limit_nanos: u64,
@@ -108,10 +109,23 @@ impl<F: Future> Timeout<F> {
         Self {
             future: Some(future),
             sleep: None,
-            start,
+            start: Some(start),
             limit_nanos: u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX),
             function,
             inherited,
+        }
+    }
+
+    /// A future that only forwards to `future`: no deadline, no budget.
+    #[inline]
+    pub(super) fn passthrough(function: &'static str, future: F) -> Self {
+        Self {
+            future: Some(future),
+            sleep: None,
+            start: None,
+            limit_nanos: 0,
+            function,
+            inherited: false,
         }
     }
 }
@@ -132,7 +146,10 @@ impl<F: Future> Future for Timeout<F> {
         let Some(future) = this.future.as_mut().as_pin_mut() else {
             panic!("`Timeout` polled after completion");
         };
-        let deadline = Self::deadline(*this.start, *this.limit_nanos);
+        let Some(start) = *this.start else {
+            return future.poll(cx).map(Ok); // a pass-through
+        };
+        let deadline = Self::deadline(start, *this.limit_nanos);
         if let Poll::Ready(output) = with_budget(Some(deadline), || future.poll(cx)) {
             this.future.set(None);
             return Poll::Ready(Ok(output));
@@ -149,7 +166,7 @@ impl<F: Future> Future for Timeout<F> {
                 this.future.set(None);
                 Poll::Ready(Err(expired(
                     this.function,
-                    *this.start,
+                    start,
                     deadline,
                     *this.inherited,
                 )))

@@ -136,13 +136,52 @@ pub fn timeout<F: IntoFuture>(limit: Duration, future: F) -> Timeout<F::IntoFutu
     deadline("resilience_runtime::timeout", limit, future)
 }
 
-/// Entry point of `#[timeout_async]` expansions.
-#[doc(hidden)]
-#[inline]
-pub fn deadline<F: IntoFuture>(
+fn deadline<F: IntoFuture>(
     function: &'static str,
     limit: Duration,
     future: F,
 ) -> Timeout<F::IntoFuture> {
     Timeout::new(function, limit, future.into_future())
+}
+
+/// One `#[timeout_async]` function, as its expansion declares it.
+#[doc(hidden)]
+pub struct TimeoutSite {
+    function: &'static str,
+    policy: Option<&'static str>,
+    limit: Duration,
+    known: crate::policy::Known,
+}
+
+impl TimeoutSite {
+    /// The site of `function`, with its limit and `policy = "…"` name.
+    pub const fn new(
+        function: &'static str,
+        policy: Option<&'static str>,
+        limit: Duration,
+    ) -> Self {
+        Self {
+            function,
+            policy,
+            limit,
+            known: crate::policy::Known::new(),
+        }
+    }
+
+    /// Runs `future` under this site's deadline, as the policy in force says.
+    #[inline]
+    pub fn run<F: IntoFuture>(&'static self, future: F) -> Timeout<F::IntoFuture> {
+        use crate::policy::{Gate, Kind, gate};
+        self.known.note(self.function, self.policy);
+        let future = future.into_future();
+        match gate(Kind::Timeout, self.function, self.policy, |e| {
+            (None, e.timeout.map(|limit| limit.0))
+        }) {
+            Gate::Defaults | Gate::Override(None) => {
+                Timeout::new(self.function, self.limit, future)
+            }
+            Gate::Override(Some(limit)) => Timeout::new(self.function, limit, future),
+            Gate::Off => Timeout::passthrough(self.function, future),
+        }
+    }
 }

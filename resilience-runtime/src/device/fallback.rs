@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 use tch::{Device, TchError};
 
 use super::args::{Output, Target};
-use super::site::DeviceSite;
+use super::site::{DeviceOptions, DeviceSite};
 use super::{DeviceError, DeviceErrorKind, classify, normalize};
 
 /// How an attempt ended.
@@ -115,9 +115,9 @@ impl Drop for QuietReset {
     }
 }
 
-/// Runs a device attempt with the quiet hook on, when the site falls back.
-fn quietly<T>(site: &DeviceSite, attempt: impl FnOnce() -> T) -> T {
-    let _reset = QuietReset(QUIET.replace(site.options.fallback));
+/// Runs a device attempt with the quiet hook on, when the call falls back.
+fn quietly<T>(options: &DeviceOptions, attempt: impl FnOnce() -> T) -> T {
+    let _reset = QuietReset(QUIET.replace(options.fallback));
     attempt()
 }
 
@@ -142,6 +142,7 @@ fn settle<R, O: Output<R>>(output: O, run: std::thread::Result<R>) -> Attempt<R>
 #[inline]
 fn before_attempt<R>(
     site: &'static DeviceSite,
+    options: &DeviceOptions,
     origin: &dyn Fn() -> Option<Device>,
 ) -> Option<Failure<R>> {
     site.enter();
@@ -149,7 +150,7 @@ fn before_attempt<R>(
         return Some(Failure::new(message, Source::Injected));
     }
     if site.has_sticky()
-        && site.options.sticky
+        && options.sticky
         && let Some(device) = origin().filter(|&d| site.is_sticky(d))
     {
         let kind = if site.is_absent(device) {
@@ -176,15 +177,19 @@ pub fn run<R, O: Output<R>>(
     origin: &dyn Fn() -> Option<Device>,
     mut call: impl FnMut(Target) -> Result<R, TchError>,
 ) -> R {
+    let Some(options) = site.options() else {
+        // Switched off: the body as it is, on the device.
+        return passthrough(call(Target::Device));
+    };
     install_quiet_hook();
-    let failure = match before_attempt(site, origin) {
+    let failure = match before_attempt(site, &options, origin) {
         Some(failure) => failure,
-        None => match quietly(site, || attempt(output, || call(Target::Device))) {
+        None => match quietly(&options, || attempt(output, || call(Target::Device))) {
             Attempt::Done(value) => return value,
             Attempt::Failed(failure) => failure,
         },
     };
-    recover(site, output, failure, origin, call)
+    recover(site, &options, output, failure, origin, call)
 }
 
 #[inline]
@@ -200,6 +205,7 @@ fn attempt<R, O: Output<R>>(output: O, call: impl FnOnce() -> Result<R, TchError
 #[cold]
 fn recover<R, O: Output<R>>(
     site: &'static DeviceSite,
+    options: &DeviceOptions,
     output: O,
     failure: Failure<R>,
     origin: &dyn Fn() -> Option<Device>,
@@ -210,16 +216,16 @@ fn recover<R, O: Output<R>>(
         _ => origin(),
     };
     let mut failure = failure;
-    let mut retries = site.options.retries;
+    let mut retries = options.retries;
     while failure.kind == DeviceErrorKind::OutOfMemory && retries > 0 {
         retries -= 1;
         tracing::debug!(function = site.function, device = %Named(origin), "out of memory; retrying on the device");
-        match quietly(site, || attempt(output, || call(Target::Device))) {
+        match quietly(options, || attempt(output, || call(Target::Device))) {
             Attempt::Done(value) => return value,
             Attempt::Failed(next) => failure = next,
         }
     }
-    match plan(site, &failure, origin) {
+    match plan(site, options, &failure, origin) {
         Plan::PassOn => pass_on(site, output, failure, origin),
         Plan::Cpu => {
             let cpu = match attempt(output, || call(Target::Cpu)) {
@@ -228,9 +234,15 @@ fn recover<R, O: Output<R>>(
                 }
                 other => other,
             };
-            finish(site, output, failure, origin, cpu)
+            finish(site, options, output, failure, origin, cpu)
         }
     }
+}
+
+/// The result of a call whose attribute is switched off.
+fn passthrough<R>(result: Result<R, TchError>) -> R {
+    // Holding arguments for the device never moves them, so it cannot fail.
+    result.unwrap_or_else(|error| panic!("{error}"))
 }
 
 enum Plan {
@@ -238,13 +250,18 @@ enum Plan {
     Cpu,
 }
 
-fn plan<R>(site: &DeviceSite, failure: &Failure<R>, origin: Option<Device>) -> Plan {
+fn plan<R>(
+    site: &DeviceSite,
+    options: &DeviceOptions,
+    failure: &Failure<R>,
+    origin: Option<Device>,
+) -> Plan {
     if let Source::Sticky(device) = failure.source {
         site.count_sticky_skip();
         tracing::debug!(function = site.function, device = %Named(Some(device)), "device failed before; running on CPU");
         return Plan::Cpu;
     }
-    if !site.options.fallback || !failure.kind.falls_back() {
+    if !options.fallback || !failure.kind.falls_back() {
         return Plan::PassOn;
     }
     site.count_fallback(failure.kind);
@@ -255,7 +272,7 @@ fn plan<R>(site: &DeviceSite, failure: &Failure<R>, origin: Option<Device>) -> P
         error = normalize(&failure.message).lines().next().unwrap_or_default(),
         "device op failed; running it on CPU"
     );
-    if site.options.sticky
+    if options.sticky
         && failure.kind.is_sticky()
         && let Some(device) = origin
     {
@@ -266,6 +283,7 @@ fn plan<R>(site: &DeviceSite, failure: &Failure<R>, origin: Option<Device>) -> P
 
 fn finish<R, O: Output<R>>(
     site: &'static DeviceSite,
+    options: &DeviceOptions,
     output: O,
     failure: Failure<R>,
     origin: Option<Device>,
@@ -290,7 +308,7 @@ fn finish<R, O: Output<R>>(
             };
         }
     };
-    let Some(device) = origin.filter(|&d| d != Device::Cpu && site.options.return_to_origin) else {
+    let Some(device) = origin.filter(|&d| d != Device::Cpu && options.return_to_origin) else {
         return value;
     };
     if failure.kind == DeviceErrorKind::Unavailable {
@@ -377,10 +395,13 @@ where
     O: Output<R>,
     F: Future<Output = Result<R, TchError>>,
 {
+    let Some(options) = site.options() else {
+        return passthrough(call(Target::Device).await);
+    };
     install_quiet_hook();
-    let failure = match before_attempt(site, origin) {
+    let failure = match before_attempt(site, &options, origin) {
         Some(failure) => failure,
-        None => match attempt_async(site, output, call(Target::Device)).await {
+        None => match attempt_async(options.fallback, output, call(Target::Device)).await {
             Attempt::Done(value) => return value,
             Attempt::Failed(failure) => failure,
         },
@@ -390,35 +411,35 @@ where
         _ => origin(),
     };
     let mut failure = failure;
-    let mut retries = site.options.retries;
+    let mut retries = options.retries;
     while failure.kind == DeviceErrorKind::OutOfMemory && retries > 0 {
         retries -= 1;
-        match attempt_async(site, output, call(Target::Device)).await {
+        match attempt_async(options.fallback, output, call(Target::Device)).await {
             Attempt::Done(value) => return value,
             Attempt::Failed(next) => failure = next,
         }
     }
-    match plan(site, &failure, origin) {
+    match plan(site, &options, &failure, origin) {
         Plan::PassOn => pass_on(site, output, failure, origin),
         Plan::Cpu => {
-            let cpu = match attempt_async(None, output, call(Target::Cpu)).await {
+            let cpu = match attempt_async(false, output, call(Target::Cpu)).await {
                 Attempt::Failed(f) if f.kind == DeviceErrorKind::UnsupportedDtype => {
-                    attempt_async(None, output, call(Target::CpuUpcast)).await
+                    attempt_async(false, output, call(Target::CpuUpcast)).await
                 }
                 other => other,
             };
-            finish(site, output, failure, origin, cpu)
+            finish(site, &options, output, failure, origin, cpu)
         }
     }
 }
 
-/// An async attempt; on the device (`site` given) with the quiet hook on.
+/// An async attempt; `quiet` turns the quiet hook on (device attempts of a
+/// call that falls back).
 async fn attempt_async<R, O: Output<R>>(
-    site: impl Into<Option<&'static DeviceSite>>,
+    quiet: bool,
     output: O,
     call: impl Future<Output = Result<R, TchError>>,
 ) -> Attempt<R> {
-    let quiet = site.into().is_some_and(|site| site.options.fallback);
     match (CatchUnwind {
         future: call,
         quiet,

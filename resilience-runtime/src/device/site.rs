@@ -28,7 +28,9 @@ pub struct DeviceOptions {
 #[doc(hidden)]
 pub struct DeviceSite {
     pub(super) function: &'static str,
-    pub(super) options: DeviceOptions,
+    policy: Option<&'static str>,
+    options: DeviceOptions,
+    known: crate::policy::Known,
     registered: AtomicBool,
     calls: AtomicU64,
     fallbacks: [AtomicU64; 4],
@@ -51,10 +53,16 @@ thread_local! {
 
 impl DeviceSite {
     #[doc(hidden)]
-    pub const fn new(function: &'static str, options: DeviceOptions) -> Self {
+    pub const fn new(
+        function: &'static str,
+        policy: Option<&'static str>,
+        options: DeviceOptions,
+    ) -> Self {
         Self {
             function,
+            policy,
             options,
+            known: crate::policy::Known::new(),
             registered: AtomicBool::new(false),
             calls: AtomicU64::new(0),
             fallbacks: [const { AtomicU64::new(0) }; 4],
@@ -82,6 +90,31 @@ impl DeviceSite {
             true
         } else {
             false
+        }
+    }
+
+    /// The options of one call as the policy in force says; `None` when the
+    /// attribute is switched off.
+    #[inline]
+    pub(super) fn options(&self) -> Option<DeviceOptions> {
+        use crate::policy::{FallbackKind, Gate, Kind, ReturnTo, gate};
+        self.known.note(self.function, self.policy);
+        match gate(Kind::Device, self.function, self.policy, |e| {
+            let device = e.device.unwrap_or_default();
+            (device.enabled, device)
+        }) {
+            Gate::Defaults => Some(self.options),
+            Gate::Off => None,
+            Gate::Override(entry) => Some(DeviceOptions {
+                fallback: entry
+                    .fallback
+                    .map_or(self.options.fallback, |f| f == FallbackKind::Cpu),
+                return_to_origin: entry
+                    .return_to
+                    .map_or(self.options.return_to_origin, |r| r == ReturnTo::Origin),
+                sticky: entry.sticky.unwrap_or(self.options.sticky),
+                retries: entry.retries.unwrap_or(self.options.retries),
+            }),
         }
     }
 

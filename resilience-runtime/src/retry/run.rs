@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use super::{Backoff, RetryOutput};
+use super::{Backoff, Growth, Jitter, RetryOutput};
+use crate::policy::{BackoffKind, Gate, JitterKind, Kind, Known, gate};
 
 /// What `#[retry(...)]` was asked for.
 #[derive(Debug, Clone, Copy)]
@@ -16,13 +17,62 @@ pub struct RetryOptions {
 /// One annotated function.
 pub struct RetrySite {
     function: &'static str,
+    policy: Option<&'static str>,
     options: RetryOptions,
+    known: Known,
 }
 
 impl RetrySite {
     /// The site of `function`, as the expansion declares it.
-    pub const fn new(function: &'static str, options: RetryOptions) -> Self {
-        Self { function, options }
+    pub const fn new(
+        function: &'static str,
+        policy: Option<&'static str>,
+        options: RetryOptions,
+    ) -> Self {
+        Self {
+            function,
+            policy,
+            options,
+            known: Known::new(),
+        }
+    }
+
+    /// The options of one call, as the policy in force says.
+    #[inline]
+    fn options(&self) -> RetryOptions {
+        self.known.note(self.function, self.policy);
+        match gate(Kind::Retry, self.function, self.policy, |e| {
+            let retry = e.retry.unwrap_or_default();
+            (retry.enabled, retry)
+        }) {
+            Gate::Defaults => self.options,
+            Gate::Off => RetryOptions {
+                attempts: 1,
+                ..self.options
+            },
+            Gate::Override(retry) => {
+                let base = self.options;
+                RetryOptions {
+                    attempts: retry.attempts.map_or(base.attempts, |a| a.0),
+                    backoff: Backoff {
+                        growth: match retry.backoff {
+                            Some(BackoffKind::Constant) => Growth::Constant,
+                            Some(BackoffKind::Exponential) => Growth::Exponential,
+                            None => base.backoff.growth,
+                        },
+                        base: retry.base.map_or(base.backoff.base, |d| d.0),
+                        factor: retry.factor.map_or(base.backoff.factor, |f| f.0),
+                        max_delay: retry.max_delay.map_or(base.backoff.max_delay, |d| d.0),
+                        jitter: match retry.jitter {
+                            Some(JitterKind::None) => Jitter::None,
+                            Some(JitterKind::Full) => Jitter::Full,
+                            Some(JitterKind::Equal) => Jitter::Equal,
+                            None => base.backoff.jitter,
+                        },
+                    },
+                }
+            }
+        }
     }
 }
 
@@ -47,9 +97,11 @@ pub fn any_error<E>(_: &E) -> bool {
     true
 }
 
-/// Counts attempts and waits between them.
+/// Counts attempts and waits between them. The options are fixed when the
+/// call starts: a policy loaded meanwhile applies to later calls.
 pub struct Retrier {
     site: &'static RetrySite,
+    options: RetryOptions,
     failures: u32,
 }
 
@@ -57,7 +109,11 @@ impl Retrier {
     /// The state of one call.
     #[inline]
     pub fn new(site: &'static RetrySite) -> Self {
-        Self { site, failures: 0 }
+        Self {
+            site,
+            options: site.options(),
+            failures: 0,
+        }
     }
 
     /// Takes an attempt's outcome: `None` when it succeeded, else whether its
@@ -77,7 +133,7 @@ impl Retrier {
         if !retryable {
             return Next::Stop;
         }
-        if attempts >= site.options.attempts {
+        if attempts >= self.options.attempts {
             tracing::warn!(
                 function = site.function,
                 attempts,
@@ -85,7 +141,7 @@ impl Retrier {
             );
             return Next::Stop;
         }
-        let delay = site.options.backoff.delay(attempts, fastrand::f64());
+        let delay = self.options.backoff.delay(attempts, fastrand::f64());
         if let Some(left) = crate::deadline::remaining()
             && delay >= left
         {

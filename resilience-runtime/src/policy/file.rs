@@ -1,0 +1,277 @@
+//! The policy file: its schema, and reading it with errors that name the file
+//! and the line.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer};
+
+/// A policy file that cannot be used; nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct PolicyError {
+    path: PathBuf,
+    line: Option<usize>,
+    message: String,
+}
+
+impl PolicyError {
+    pub(super) fn new(path: &Path, line: Option<usize>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.to_owned(),
+            line,
+            message: message.into(),
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The line of the mistake, from 1, when the format tells.
+    pub fn line(&self) -> Option<usize> {
+        self.line
+    }
+
+    /// What is wrong.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PolicyFile {
+    /// `false` turns every attribute into a pass-through.
+    #[serde(default = "yes")]
+    pub(crate) enabled: bool,
+    /// Kinds turned into pass-throughs: `timeout`, `retry`, `breaker`, `device`.
+    #[serde(default)]
+    pub(crate) disabled_kinds: Vec<Kind>,
+    /// Per function path or `policy = "…"` name.
+    #[serde(default)]
+    pub(crate) policies: HashMap<String, Entry>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A kind of attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// `#[timeout_async]`
+    Timeout,
+    /// `#[retry]`
+    Retry,
+    /// `#[circuit_breaker]`
+    Breaker,
+    /// `#[safe_mps_op]`
+    Device,
+}
+
+/// What one entry overrides.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Entry {
+    #[serde(default)]
+    pub(crate) enabled: Option<bool>,
+    #[serde(default)]
+    pub(crate) timeout: Option<Limit>,
+    #[serde(default)]
+    pub(crate) retry: Option<RetryEntry>,
+    #[serde(default)]
+    pub(crate) circuit_breaker: Option<BreakerEntry>,
+    // Read by `#[safe_mps_op]`, which needs the `tch` feature; the section is
+    // checked either way.
+    #[cfg_attr(not(feature = "tch"), allow(dead_code))]
+    #[serde(default)]
+    pub(crate) device: Option<DeviceEntry>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetryEntry {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) attempts: Option<Attempts>,
+    pub(crate) backoff: Option<BackoffKind>,
+    pub(crate) base: Option<Delay>,
+    pub(crate) factor: Option<Factor>,
+    pub(crate) max_delay: Option<Delay>,
+    pub(crate) jitter: Option<JitterKind>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BreakerEntry {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) failure_rate: Option<Rate>,
+    pub(crate) window: Option<Window>,
+    pub(crate) min_calls: Option<Window>,
+    pub(crate) open_for: Option<Delay>,
+    pub(crate) half_open_probes: Option<Attempts>,
+    pub(crate) slow_call: Option<Limit>,
+}
+
+#[cfg_attr(not(feature = "tch"), allow(dead_code))]
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeviceEntry {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) fallback: Option<FallbackKind>,
+    pub(crate) return_to: Option<ReturnTo>,
+    pub(crate) sticky: Option<bool>,
+    pub(crate) retries: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum BackoffKind {
+    Constant,
+    Exponential,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum JitterKind {
+    None,
+    Full,
+    Equal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum FallbackKind {
+    Cpu,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ReturnTo {
+    Origin,
+    Cpu,
+}
+
+/// Values checked while they are read, so that a bad one is reported at its
+/// line by every format.
+macro_rules! checked {
+    ($name:ident($inner:ty), $raw:ty, |$value:ident| $check:expr) => {
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        pub(crate) struct $name(pub(crate) $inner);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let $value = <$raw>::deserialize(deserializer)?;
+                $check.map($name).map_err(de::Error::custom)
+            }
+        }
+    };
+}
+
+checked!(Limit(Duration), String, |text| duration(&text).and_then(
+    |d| {
+        if d.is_zero() {
+            Err("a limit of zero would fail every call; give a duration greater than zero".into())
+        } else {
+            Ok(d)
+        }
+    }
+));
+checked!(Delay(Duration), String, |text| duration(&text));
+checked!(Attempts(u32), i64, |n| u32::try_from(n)
+    .ok()
+    .filter(|&n| n >= 1)
+    .ok_or_else(|| format!(
+        "expected a count of at least 1, found {n}"
+    )));
+checked!(Window(u32), i64, |n| u32::try_from(n)
+    .ok()
+    .filter(|n| (1..=64).contains(n))
+    .ok_or_else(|| format!("expected 1 to 64 calls, found {n}")));
+checked!(Rate(f64), f64, |rate| if rate > 0.0 && rate <= 1.0 {
+    Ok(rate)
+} else {
+    Err(format!(
+        "expected a failure rate above 0.0 and at most 1.0, found {rate}"
+    ))
+});
+checked!(
+    Factor(f64),
+    f64,
+    |factor| if factor.is_finite() && factor >= 1.0 {
+        Ok(factor)
+    } else {
+        Err(format!(
+            "expected a growth factor of at least 1.0, found {factor}"
+        ))
+    }
+);
+
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|error| {
+        format!("invalid duration {text:?}: {error}; write e.g. \"250ms\", \"2s\" or \"1m30s\"")
+    })
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Timeout => "timeout",
+            Kind::Retry => "retry",
+            Kind::Breaker => "breaker",
+            Kind::Device => "device",
+        })
+    }
+}
+
+/// Reads and checks a policy file; TOML, JSON or YAML by extension.
+pub(super) fn read(path: &Path) -> Result<PolicyFile, PolicyError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| PolicyError::new(path, None, format!("cannot read the file: {error}")))?;
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    match extension.to_ascii_lowercase().as_str() {
+        "toml" => toml::from_str(&text).map_err(|error| {
+            let line = error.span().map(|span| line_of(&text, span.start));
+            PolicyError::new(path, line, error.message().trim().to_owned())
+        }),
+        "json" => serde_json::from_str(&text).map_err(|error| {
+            let line = (error.line() > 0).then_some(error.line());
+            let message = error.to_string();
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_owned();
+            PolicyError::new(path, line, message)
+        }),
+        "yaml" | "yml" => serde_norway::from_str(&text).map_err(|error| {
+            let line = error.location().map(|l| l.line());
+            let message = error.to_string();
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_owned();
+            PolicyError::new(path, line, message)
+        }),
+        _ => Err(PolicyError::new(
+            path,
+            None,
+            "unknown policy file format; name it `.toml`, `.json`, `.yaml` or `.yml`",
+        )),
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}

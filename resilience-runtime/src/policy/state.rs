@@ -1,0 +1,224 @@
+//! The policy in force: a snapshot swapped atomically, and flags that let
+//! every call find out in one relaxed load that nothing is overridden.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::*};
+use std::sync::{Arc, Mutex, Once, PoisonError};
+
+use arc_swap::ArcSwapOption;
+
+use super::file::{self, Entry, Kind, PolicyError};
+
+const INIT: u32 = 1;
+const LOADED: u32 = 1 << 1;
+const OFF_ALL: u32 = 1 << 2;
+
+fn kind_bit(kind: Kind) -> u32 {
+    match kind {
+        Kind::Timeout => 1 << 3,
+        Kind::Retry => 1 << 4,
+        Kind::Breaker => 1 << 5,
+        Kind::Device => 1 << 6,
+    }
+}
+
+/// `INIT`, plus `LOADED` when a file is in force, plus the kinds switched off
+/// by the file or by `RESILIENCE_DISABLE`.
+static FLAGS: AtomicU32 = AtomicU32::new(0);
+/// The kinds `RESILIENCE_DISABLE` switched off.
+static ENV_OFF: AtomicU32 = AtomicU32::new(0);
+static SNAPSHOT: ArcSwapOption<Snapshot> = ArcSwapOption::const_empty();
+static LAST_FILE: Mutex<Option<PathBuf>> = Mutex::new(None);
+static INIT_ONCE: Once = Once::new();
+/// Serialises `load` and `reload` (never taken by calls).
+static LOADING: Mutex<()> = Mutex::new(());
+
+struct Snapshot {
+    entries: HashMap<String, Entry>,
+}
+
+/// Every call's first question: is anything overridden? One relaxed load.
+#[inline]
+fn flags() -> u32 {
+    let flags = FLAGS.load(Relaxed);
+    if flags & INIT != 0 { flags } else { init() }
+}
+
+/// Reads `RESILIENCE_DISABLE` and `RESILIENCE_POLICY_FILE`, once.
+#[cold]
+fn init() -> u32 {
+    INIT_ONCE.call_once(|| {
+        let mut off = 0;
+        if let Ok(value) = std::env::var("RESILIENCE_DISABLE") {
+            for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+                off |= match word {
+                    "all" => OFF_ALL,
+                    "timeout" => kind_bit(Kind::Timeout),
+                    "retry" => kind_bit(Kind::Retry),
+                    "breaker" => kind_bit(Kind::Breaker),
+                    "device" => kind_bit(Kind::Device),
+                    other => {
+                        tracing::warn!(value = other, "RESILIENCE_DISABLE: unknown kind; expected all, timeout, retry, breaker or device");
+                        0
+                    }
+                };
+            }
+        }
+        ENV_OFF.store(off, Relaxed);
+        FLAGS.fetch_or(INIT | off, Release);
+        if let Some(path) = std::env::var_os("RESILIENCE_POLICY_FILE")
+            && let Err(error) = apply(Path::new(&path))
+        {
+            tracing::warn!(%error, "RESILIENCE_POLICY_FILE not applied; attributes keep their own settings");
+        }
+    });
+    FLAGS.load(Acquire)
+}
+
+/// How one call of a site should run.
+pub(crate) enum Gate<T> {
+    /// As written in the attribute.
+    Defaults,
+    /// As a pass-through: switched off.
+    Off,
+    /// With these overrides.
+    Override(T),
+}
+
+/// Asks the policy about a call of a `kind` site of `function`, known also
+/// as `policy`; `pick` reads the entry's part for this kind as
+/// `(enabled, overrides)`.
+#[inline]
+pub(crate) fn gate<T>(
+    kind: Kind,
+    function: &'static str,
+    policy: Option<&'static str>,
+    pick: impl FnOnce(&Entry) -> (Option<bool>, T),
+) -> Gate<T> {
+    let flags = flags();
+    if flags == INIT {
+        return Gate::Defaults;
+    }
+    gate_slow(flags, kind, function, policy, pick)
+}
+
+fn gate_slow<T>(
+    flags: u32,
+    kind: Kind,
+    function: &'static str,
+    policy: Option<&'static str>,
+    pick: impl FnOnce(&Entry) -> (Option<bool>, T),
+) -> Gate<T> {
+    if flags & (OFF_ALL | kind_bit(kind)) != 0 {
+        return Gate::Off;
+    }
+    if flags & LOADED == 0 {
+        return Gate::Defaults;
+    }
+    let snapshot = SNAPSHOT.load();
+    let Some(snapshot) = snapshot.as_deref() else {
+        return Gate::Defaults;
+    };
+    let entry = snapshot
+        .entries
+        .get(function)
+        .or_else(|| policy.and_then(|name| snapshot.entries.get(name)));
+    let Some(entry) = entry else {
+        return Gate::Defaults;
+    };
+    if entry.enabled == Some(false) {
+        return Gate::Off;
+    }
+    match pick(entry) {
+        (Some(false), _) => Gate::Off,
+        (_, overrides) => Gate::Override(overrides),
+    }
+}
+
+/// Function paths and policy names seen so far, for warnings about entries
+/// that match nothing.
+static KNOWN: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+
+/// Notes a site's keys on its first call.
+#[doc(hidden)]
+pub struct Known(AtomicBool);
+
+impl Known {
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self(AtomicBool::new(false))
+    }
+
+    /// Records `function` and `policy`, once per site.
+    #[inline]
+    pub fn note(&self, function: &'static str, policy: Option<&'static str>) {
+        if !self.0.load(Relaxed) {
+            self.note_slow(function, policy);
+        }
+    }
+
+    #[cold]
+    fn note_slow(&self, function: &'static str, policy: Option<&'static str>) {
+        let mut known = KNOWN.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = known.get_or_insert_with(HashSet::new);
+        known.insert(function);
+        known.extend(policy);
+        self.0.store(true, Relaxed);
+    }
+}
+
+/// Reads `path`, and puts it in force for the calls that start afterwards.
+/// A file that cannot be used changes nothing.
+pub(crate) fn apply(path: &Path) -> Result<(), PolicyError> {
+    let _loading = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
+    let policy = file::read(path)?;
+    let known = KNOWN.lock().unwrap_or_else(PoisonError::into_inner);
+    for key in policy.policies.keys() {
+        if !known.as_ref().is_some_and(|k| k.contains(key.as_str())) {
+            tracing::warn!(
+                file = %path.display(),
+                key = key.as_str(),
+                "no function or policy name by this key has run yet; check its spelling"
+            );
+        }
+    }
+    drop(known);
+    let mut off = ENV_OFF.load(Relaxed);
+    if !policy.enabled {
+        off |= OFF_ALL;
+    }
+    for kind in &policy.disabled_kinds {
+        off |= kind_bit(*kind);
+    }
+    SNAPSHOT.store(Some(Arc::new(Snapshot {
+        entries: policy.policies,
+    })));
+    FLAGS.store(INIT | LOADED | off, Release);
+    *LAST_FILE.lock().unwrap_or_else(PoisonError::into_inner) = Some(path.to_owned());
+    tracing::info!(file = %path.display(), "resilience policy in force");
+    Ok(())
+}
+
+pub(crate) fn reapply() -> Result<(), PolicyError> {
+    let last = LAST_FILE
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    match last {
+        Some(path) => apply(&path),
+        None => Err(PolicyError::new(
+            Path::new("<none>"),
+            None,
+            "no policy file was loaded; call `policy::load` first",
+        )),
+    }
+}
+
+pub(crate) fn clear() {
+    let _loading = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
+    init();
+    SNAPSHOT.store(None);
+    *LAST_FILE.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    FLAGS.store(INIT | ENV_OFF.load(Relaxed), Release);
+}
