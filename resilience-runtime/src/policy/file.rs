@@ -215,6 +215,11 @@ checked!(
 );
 
 fn duration(text: &str) -> Result<Duration, String> {
+    if text.trim_start().starts_with('-') {
+        return Err(format!(
+            "invalid duration {text:?}: durations cannot be negative"
+        ));
+    }
     humantime::parse_duration(text.trim()).map_err(|error| {
         format!("invalid duration {text:?}: {error}; write e.g. \"250ms\", \"2s\" or \"1m30s\"")
     })

@@ -1,0 +1,288 @@
+//! Policy files: overrides, reload while calls run, the kill switch, and bad
+//! files that are reported with their line and change nothing. The policy is
+//! process-wide, so the tests take turns.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+mod common;
+
+use common::Recorder;
+use resilience_runtime::breaker::{self, State};
+use resilience_runtime::policy;
+use resilience_runtime::{CircuitOpenError, TimeoutError, circuit_breaker, retry, timeout_async};
+use tokio::time::{Instant, sleep};
+
+static TURN: Mutex<()> = Mutex::new(());
+
+fn write(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("resilience-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[timeout_async(ms = 100, policy = "slow-dep")]
+async fn fetch(delay: Duration) -> Result<(), TimeoutError> {
+    sleep(delay).await;
+    Ok(())
+}
+
+/// The limit `fetch` runs with now.
+async fn fetch_limit() -> Duration {
+    fetch(Duration::from_secs(3600)).await.unwrap_err().limit()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_file_overrides_by_policy_name_and_reload_swaps_it() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    policy::clear();
+    assert_eq!(fetch_limit().await, Duration::from_millis(100));
+
+    let path = write(
+        "names.toml",
+        "[policies.\"slow-dep\"]\ntimeout = \"200ms\"\n",
+    );
+    policy::load(&path).unwrap();
+    assert_eq!(fetch_limit().await, Duration::from_millis(200));
+
+    // A call in flight keeps the policy it started with.
+    let started = tokio::spawn(fetch(Duration::from_secs(3600)));
+    tokio::task::yield_now().await;
+    std::fs::write(&path, "[policies.\"policy::fetch\"]\ntimeout = \"50ms\"\n").unwrap();
+    policy::reload().unwrap();
+    assert_eq!(
+        started.await.unwrap().unwrap_err().limit(),
+        Duration::from_millis(200)
+    );
+    assert_eq!(
+        fetch_limit().await,
+        Duration::from_millis(50),
+        "function paths work too"
+    );
+
+    // A key that matches nothing that has run is loaded, with a warning.
+    let (recorder, _guard) = Recorder::install();
+    let typo = write(
+        "typo.toml",
+        "[policies.\"policy::fecth\"]\ntimeout = \"1s\"\n",
+    );
+    policy::load(&typo).unwrap();
+    let warnings: Vec<_> = recorder
+        .events()
+        .into_iter()
+        .filter(|e| e.fields.get("key").is_some())
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].field("key"), "policy::fecth");
+    policy::clear();
+}
+
+#[tokio::test(start_paused = true)]
+async fn json_and_yaml_mirror_toml() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let json = write(
+        "p.json",
+        r#"{"policies": {"slow-dep": {"timeout": "300ms"}}}"#,
+    );
+    policy::load(&json).unwrap();
+    assert_eq!(fetch_limit().await, Duration::from_millis(300));
+    let yaml = write("p.yaml", "policies:\n  slow-dep:\n    timeout: 400ms\n");
+    policy::load(&yaml).unwrap();
+    assert_eq!(fetch_limit().await, Duration::from_millis(400));
+    policy::clear();
+}
+
+/// `(file name, contents, expected line, a fragment of the message)`.
+const BAD_FILES: [(&str, &str, Option<usize>, &str); 12] = [
+    (
+        "unknown-top.toml",
+        "enabled = true\nenabeld = false\n",
+        Some(2),
+        "unknown field `enabeld`",
+    ),
+    (
+        "unknown-entry.toml",
+        "[policies.a]\ntimeout = \"1s\"\ntimeuot = \"2s\"\n",
+        Some(3),
+        "unknown field `timeuot`",
+    ),
+    (
+        "unknown-retry.toml",
+        "[policies.a.retry]\nattempts = 2\nretries = 3\n",
+        Some(3),
+        "unknown field `retries`",
+    ),
+    (
+        "wrong-type.toml",
+        "[policies.a.retry]\nattempts = \"three\"\n",
+        Some(2),
+        "invalid type",
+    ),
+    (
+        "negative.toml",
+        "[policies.a]\ntimeout = \"-5s\"\n",
+        Some(2),
+        "cannot be negative",
+    ),
+    (
+        "parsecs.toml",
+        "[policies.a.retry]\nbase = \"250 parsecs\"\n",
+        Some(2),
+        "unknown time unit",
+    ),
+    (
+        "zero.toml",
+        "[policies.a]\ntimeout = \"0s\"\n",
+        Some(2),
+        "greater than zero",
+    ),
+    (
+        "rate.toml",
+        "[policies.a.circuit_breaker]\nfailure_rate = 1.5\n",
+        Some(2),
+        "failure rate",
+    ),
+    (
+        "malformed.toml",
+        "[policies.a\ntimeout = \"1s\"\n",
+        Some(1),
+        "",
+    ),
+    (
+        "malformed.json",
+        "{\"policies\": {\"a\": {\"timeout\": }}}",
+        Some(1),
+        "",
+    ),
+    (
+        "kind.yaml",
+        "disabled_kinds:\n  - retry\n  - teleport\n",
+        Some(3),
+        "unknown variant `teleport`",
+    ),
+    (
+        "format.ini",
+        "timeout = 1s\n",
+        None,
+        "unknown policy file format",
+    ),
+];
+
+#[tokio::test(start_paused = true)]
+async fn a_bad_file_is_reported_with_its_line_and_changes_nothing() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let good = write(
+        "good.toml",
+        "[policies.\"slow-dep\"]\ntimeout = \"250ms\"\n",
+    );
+    policy::load(&good).unwrap();
+    for (name, text, line, fragment) in BAD_FILES {
+        let path = write(name, text);
+        let err = policy::load(&path).unwrap_err();
+        assert_eq!(err.path(), path, "{name}");
+        assert_eq!(err.line(), line, "{name}: {err}");
+        assert!(err.message().contains(fragment), "{name}: {err}");
+        assert!(
+            err.to_string().starts_with(&path.display().to_string()),
+            "{err}"
+        );
+        assert_eq!(
+            fetch_limit().await,
+            Duration::from_millis(250),
+            "{name} changed the policy"
+        );
+    }
+    let missing = policy::load(write("x.toml", "").with_file_name("missing.toml")).unwrap_err();
+    assert!(missing.message().contains("cannot read"), "{missing}");
+    // `reload` of the good file still works after all that.
+    policy::reload().unwrap();
+    assert_eq!(fetch_limit().await, Duration::from_millis(250));
+    policy::clear();
+}
+
+#[derive(Debug)]
+#[allow(dead_code)]
+enum CallError {
+    Failed,
+    Open(CircuitOpenError),
+}
+
+impl From<CircuitOpenError> for CallError {
+    fn from(error: CircuitOpenError) -> Self {
+        CallError::Open(error)
+    }
+}
+
+#[retry(attempts = 3, base = "10ms", jitter = "none", policy = "flaky")]
+async fn flaky(calls: &AtomicU32) -> Result<(), CallError> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    Err(CallError::Failed)
+}
+
+#[circuit_breaker(window = 2, min_calls = 2, failure_rate = 1.0, name = "kill")]
+async fn guarded() -> Result<(), CallError> {
+    Err(CallError::Failed)
+}
+
+async fn retry_attempts() -> u32 {
+    let calls = AtomicU32::new(0);
+    let _ = flaky(&calls).await;
+    calls.load(Ordering::SeqCst)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_kill_switch_turns_attributes_into_pass_throughs() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    policy::clear();
+    assert_eq!(retry_attempts().await, 3);
+
+    let retry_off = write("retry-off.toml", "disabled_kinds = [\"retry\"]\n");
+    policy::load(&retry_off).unwrap();
+    assert_eq!(retry_attempts().await, 1);
+    assert_eq!(
+        fetch_limit().await,
+        Duration::from_millis(100),
+        "timeouts still on"
+    );
+
+    let entry_off = write("entry-off.toml", "[policies.flaky]\nenabled = false\n");
+    policy::load(&entry_off).unwrap();
+    assert_eq!(retry_attempts().await, 1);
+
+    let override_retry = write("more.toml", "[policies.flaky.retry]\nattempts = 5\n");
+    policy::load(&override_retry).unwrap();
+    assert_eq!(retry_attempts().await, 5);
+
+    let all_off = write("all-off.toml", "enabled = false\n");
+    policy::load(&all_off).unwrap();
+    let start = Instant::now();
+    fetch(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(10),
+        "no deadline at all"
+    );
+    for _ in 0..5 {
+        assert!(
+            matches!(guarded().await, Err(CallError::Failed)),
+            "never rejected"
+        );
+    }
+    assert_eq!(
+        breaker::state("kill"),
+        Some(State::Closed),
+        "nothing counted"
+    );
+
+    policy::clear();
+    let _ = guarded().await;
+    let _ = guarded().await;
+    assert!(
+        matches!(guarded().await, Err(CallError::Open(_))),
+        "back to its own settings"
+    );
+}
