@@ -3,7 +3,6 @@
 //! process-wide, so the tests take turns.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use resilience_runtime::policy;
 use resilience_runtime::{CircuitOpenError, TimeoutError, circuit_breaker, retry, timeout_async};
 use tokio::time::{Instant, sleep};
 
-static TURN: Mutex<()> = Mutex::new(());
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn write(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("resilience-policy-{}", std::process::id()));
@@ -38,7 +37,7 @@ async fn fetch_limit() -> Duration {
 
 #[tokio::test(start_paused = true)]
 async fn a_file_overrides_by_policy_name_and_reload_swaps_it() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = TURN.lock().await;
     policy::clear();
     assert_eq!(fetch_limit().await, Duration::from_millis(100));
 
@@ -74,7 +73,7 @@ async fn a_file_overrides_by_policy_name_and_reload_swaps_it() {
     let warnings: Vec<_> = recorder
         .events()
         .into_iter()
-        .filter(|e| e.fields.get("key").is_some())
+        .filter(|e| e.fields.contains_key("key"))
         .collect();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(warnings[0].field("key"), "policy::fecth");
@@ -83,7 +82,7 @@ async fn a_file_overrides_by_policy_name_and_reload_swaps_it() {
 
 #[tokio::test(start_paused = true)]
 async fn json_and_yaml_mirror_toml() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = TURN.lock().await;
     let json = write(
         "p.json",
         r#"{"policies": {"slow-dep": {"timeout": "300ms"}}}"#,
@@ -174,7 +173,7 @@ const BAD_FILES: [(&str, &str, Option<usize>, &str); 12] = [
 
 #[tokio::test(start_paused = true)]
 async fn a_bad_file_is_reported_with_its_line_and_changes_nothing() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = TURN.lock().await;
     let good = write(
         "good.toml",
         "[policies.\"slow-dep\"]\ntimeout = \"250ms\"\n",
@@ -236,7 +235,7 @@ async fn retry_attempts() -> u32 {
 
 #[tokio::test(start_paused = true)]
 async fn the_kill_switch_turns_attributes_into_pass_throughs() {
-    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = TURN.lock().await;
     policy::clear();
     assert_eq!(retry_attempts().await, 3);
 
