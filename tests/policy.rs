@@ -81,6 +81,15 @@ async fn a_file_overrides_by_policy_name_and_reload_swaps_it() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_documented_example_file_loads() {
+    let _turn = TURN.lock().await;
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/policy.example.toml");
+    policy::load(example).unwrap();
+    assert_eq!(fetch_limit().await, Duration::from_millis(200));
+    policy::clear();
+}
+
+#[tokio::test(start_paused = true)]
 async fn json_and_yaml_mirror_toml() {
     let _turn = TURN.lock().await;
     let json = write(

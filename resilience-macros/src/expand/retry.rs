@@ -113,6 +113,7 @@ pub(super) fn wrap(args: &RetryArgs, item: &FnItem, body: TokenStream) -> TokenS
     let site = private_ident("__RESILIENCE_RETRY");
     let retrier = private_ident("__resilience_retrier");
     let output = private_ident("__resilience_output");
+    let retryable = private_ident("__resilience_retryable");
     let fake_return = fake_return_edge(item.output_type());
     // Spanned at the return type: one that is not a `Result` is reported there.
     let output_here = Ident::new(
@@ -142,9 +143,13 @@ pub(super) fn wrap(args: &RetryArgs, item: &FnItem, body: TokenStream) -> TokenS
         loop {
             #(#fresh)*
             let #output = async { #fake_return #body }.await;
-            if let #private::Next::Stop = #retrier.next(#failure).await {
-                break #output;
+            // Only a failure awaits anything more.
+            if let ::core::option::Option::Some(#retryable) = #failure {
+                if let #private::Next::Retry = #retrier.next(#retryable).await {
+                    continue;
+                }
             }
+            break #output;
         }
     }
 }

@@ -229,15 +229,20 @@ impl Breaker {
     }
 
     /// Counts one closed-state outcome; opens when the window says so.
+    #[inline]
     fn record_closed(&self, config: &BreakerConfig, failed: bool) {
         let window = u64::from(config.window);
         let position = self.recorded.fetch_add(1, AcqRel);
         let bit = 1u64 << (position % window);
-        let failures = if failed {
-            self.failures.fetch_or(bit, AcqRel) | bit
-        } else {
-            self.failures.fetch_and(!bit, AcqRel) & !bit
-        };
+        if !failed {
+            // A success cannot open the breaker; clear its slot only if a
+            // failure was there, so the common case is one atomic add.
+            if self.failures.load(Acquire) & bit != 0 {
+                self.failures.fetch_and(!bit, AcqRel);
+            }
+            return;
+        }
+        let failures = self.failures.fetch_or(bit, AcqRel) | bit;
         let calls = (position + 1).min(window);
         if calls < u64::from(config.min_calls) {
             return;

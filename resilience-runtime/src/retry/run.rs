@@ -116,17 +116,9 @@ impl Retrier {
         }
     }
 
-    /// Takes an attempt's outcome: `None` when it succeeded, else whether its
-    /// error is worth another attempt. Waits before the next attempt, if any.
-    #[inline]
-    pub async fn next(&mut self, failure: Option<bool>) -> Next {
-        match failure {
-            None => Next::Stop,
-            Some(retryable) => self.after_failure(retryable).await,
-        }
-    }
-
-    async fn after_failure(&mut self, retryable: bool) -> Next {
+    /// After a failed attempt (`retryable`: whether its error is worth
+    /// another), waits before the next attempt, if there is one.
+    pub async fn next(&mut self, retryable: bool) -> Next {
         self.failures += 1;
         let site = self.site;
         let attempts = self.failures;
