@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use crate::policy::{Gate, Kind, Known, gate};
+use crate::policy::{Gate, Kind, Known, at_defaults, gate, kind_off};
 
 pub use state::State;
 #[doc(hidden)]
@@ -151,6 +151,20 @@ impl BreakerSite {
     pub fn admit(&'static self) -> Result<Permit<'static>, CircuitOpenError> {
         self.known.note(self.function, self.policy);
         let breaker = self.breaker();
+        if at_defaults() {
+            return breaker.admit(self.config);
+        }
+        if kind_off(Kind::Breaker) {
+            return Ok(breaker.pass(self.config));
+        }
+        self.admit_by_policy(breaker)
+    }
+
+    #[cold]
+    fn admit_by_policy(
+        &'static self,
+        breaker: &'static Breaker,
+    ) -> Result<Permit<'static>, CircuitOpenError> {
         match gate(Kind::Breaker, self.function, self.policy, |e| {
             let entry = e.circuit_breaker.unwrap_or_default();
             (entry.enabled, entry)

@@ -43,7 +43,7 @@ pub(crate) use file::{FallbackKind, ReturnTo};
 pub use file::{Kind, PolicyError};
 #[doc(hidden)]
 pub use state::Known;
-pub(crate) use state::{Gate, gate};
+pub(crate) use state::{Gate, at_defaults, gate, kind_off};
 
 /// Reads the policy file at `path` and puts it in force.
 ///

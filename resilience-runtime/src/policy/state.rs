@@ -76,6 +76,20 @@ fn init() -> u32 {
     FLAGS.load(Acquire)
 }
 
+/// True when no file and no kill switch is in force: every site runs as
+/// written. One relaxed load.
+#[inline]
+pub(crate) fn at_defaults() -> bool {
+    flags() == INIT
+}
+
+/// True when every attribute of `kind` is switched off (the whole file,
+/// `disabled_kinds` or `RESILIENCE_DISABLE`). One relaxed load.
+#[inline]
+pub(crate) fn kind_off(kind: Kind) -> bool {
+    flags() & (OFF_ALL | kind_bit(kind)) != 0
+}
+
 /// How one call of a site should run.
 pub(crate) enum Gate<T> {
     /// As written in the attribute.
@@ -103,6 +117,7 @@ pub(crate) fn gate<T>(
     gate_slow(flags, kind, function, policy, pick)
 }
 
+#[cold]
 fn gate_slow<T>(
     flags: u32,
     kind: Kind,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{Backoff, Growth, Jitter, RetryOutput};
-use crate::policy::{BackoffKind, Gate, JitterKind, Kind, Known, gate};
+use crate::policy::{BackoffKind, Gate, JitterKind, Kind, Known, at_defaults, gate, kind_off};
 
 /// What `#[retry(...)]` was asked for.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +41,20 @@ impl RetrySite {
     #[inline]
     fn options(&self) -> RetryOptions {
         self.known.note(self.function, self.policy);
+        if at_defaults() {
+            return self.options;
+        }
+        if kind_off(Kind::Retry) {
+            return RetryOptions {
+                attempts: 1,
+                ..self.options
+            };
+        }
+        self.options_from_policy()
+    }
+
+    #[cold]
+    fn options_from_policy(&self) -> RetryOptions {
         match gate(Kind::Retry, self.function, self.policy, |e| {
             let retry = e.retry.unwrap_or_default();
             (retry.enabled, retry)
