@@ -12,8 +12,24 @@
 //!
 //! ```
 //! use resilience_runtime::breaker::{self, State};
+//! use resilience_runtime::circuit_breaker;
 //!
-//! assert_eq!(breaker::state("exchange"), None); // no call has created it yet
+//! #[circuit_breaker(name = "exchange")]
+//! async fn place_order() -> std::io::Result<()> {
+//!     Ok(())
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! assert_eq!(breaker::state("exchange"), None); // the first call creates it
+//! place_order().await.unwrap();
+//! assert_eq!(breaker::state("exchange"), Some(State::Closed));
+//!
+//! breaker::force_open("exchange"); // an operator takes the exchange out
+//! let rejected = place_order().await.unwrap_err();
+//! assert_eq!(rejected.kind(), std::io::ErrorKind::ConnectionRefused);
+//! breaker::reset("exchange");
+//! # }
 //! ```
 
 mod state;
