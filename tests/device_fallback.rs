@@ -4,7 +4,11 @@
 //! did not).
 #![cfg(feature = "tch")]
 
+mod common;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use common::panic_text;
 
 use resilience_runtime::device::{self, DeviceError, DeviceErrorKind, FunctionStats};
 use resilience_runtime::{chaos, safe_mps_op};
@@ -32,15 +36,6 @@ fn gram_on_cpu(x: &Tensor) -> Tensor {
 
 fn no_gpu() -> bool {
     !tch::Cuda::is_available()
-}
-
-fn panic_text(f: impl FnOnce()) -> String {
-    let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("expected a panic");
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .expect("a text panic")
 }
 
 /// Allocates its work on `device`: fails for real where the device is absent.

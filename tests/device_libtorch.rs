@@ -2,20 +2,12 @@
 //! Built with `--features tch` only (`cargo xtask test` runs it).
 #![cfg(feature = "tch")]
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+mod common;
+
+use common::panic_text;
 
 use resilience_runtime::device::{DeviceErrorKind, classify, normalize};
 use tch::{Device, Kind, Tensor};
-
-/// The text of a panic raised by a plain (unwrapping) tch method.
-fn panic_text(f: impl FnOnce()) -> String {
-    let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("expected a panic");
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .expect("a text panic")
-}
 
 fn absent(device: Device) -> bool {
     match device {

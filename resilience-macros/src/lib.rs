@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 use proc_macro::TokenStream;
+use proc_macro2::TokenStream as TokenStream2;
 
 mod args;
 mod expand;
@@ -14,73 +15,65 @@ mod item;
 /// Puts a deadline on an `async fn`. See `resilience_runtime::timeout_async`.
 #[proc_macro_attribute]
 pub fn timeout_async(args: TokenStream, item: TokenStream) -> TokenStream {
-    let (args, item) = (
-        proc_macro2::TokenStream::from(args),
-        proc_macro2::TokenStream::from(item),
-    );
-    if expand::is_composed(&args) {
-        return item.into(); // already built by the attribute above it
-    }
-    expand::timeout_async(args, item.clone())
-        .unwrap_or_else(|error| unchanged_with(error, item))
-        .into()
+    composable(args, item, expand::timeout_async)
 }
 
 /// Re-runs an `async fn` that returned an error. See `resilience_runtime::retry`.
 #[proc_macro_attribute]
 pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
-    let (args, item) = (
-        proc_macro2::TokenStream::from(args),
-        proc_macro2::TokenStream::from(item),
-    );
-    if expand::is_composed(&args) {
-        return item.into(); // already built by the attribute above it
-    }
-    expand::retry(args, item.clone())
-        .unwrap_or_else(|error| unchanged_with(error, item))
-        .into()
+    composable(args, item, expand::retry)
 }
 
 /// Rejects calls while too many recent ones failed. See
 /// `resilience_runtime::circuit_breaker`.
 #[proc_macro_attribute]
 pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
-    let (args, item) = (
-        proc_macro2::TokenStream::from(args),
-        proc_macro2::TokenStream::from(item),
-    );
-    if expand::is_composed(&args) {
-        return item.into(); // already built by the attribute above it
-    }
-    expand::circuit_breaker(args, item.clone())
-        .unwrap_or_else(|error| unchanged_with(error, item))
-        .into()
+    composable(args, item, expand::circuit_breaker)
 }
 
 /// Runs a tensor op on the CPU when the device fails. See
 /// `resilience_runtime::safe_mps_op`.
 #[proc_macro_attribute]
 pub fn safe_mps_op(args: TokenStream, item: TokenStream) -> TokenStream {
-    let item = proc_macro2::TokenStream::from(item);
     #[cfg(feature = "tch")]
-    let expanded = expand::safe_mps_op(args.into(), item.clone());
+    let expand = expand::safe_mps_op;
     #[cfg(not(feature = "tch"))]
-    let expanded: syn::Result<proc_macro2::TokenStream> = {
-        let _ = args;
+    let expand = |_, _| -> syn::Result<TokenStream2> {
         Err(syn::Error::new(
             proc_macro2::Span::call_site(),
             "`#[safe_mps_op]` needs the `tch` feature of resilience-runtime; enable it with `resilience-runtime = { version = \"0.1\", features = [\"tch\"] }`",
         ))
     };
-    expanded
-        .unwrap_or_else(|error| unchanged_with(error, item))
-        .into()
+    edge(args.into(), item.into(), expand)
 }
 
-/// On a mistake, the item is emitted unchanged next to the error, so that one
-/// mistake gives one error and the rest of the crate still type-checks.
-fn unchanged_with(error: syn::Error, item: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
-    let mut tokens = error.into_compile_error();
-    tokens.extend(item);
-    tokens
+/// An attribute that composes with the others: when an attribute above it has
+/// already built its code, it leaves the item as it is.
+fn composable(
+    args: TokenStream,
+    item: TokenStream,
+    expand: fn(TokenStream2, TokenStream2) -> syn::Result<TokenStream2>,
+) -> TokenStream {
+    let args = TokenStream2::from(args);
+    if expand::is_composed(&args) {
+        return item;
+    }
+    edge(args, item.into(), expand)
+}
+
+/// The one conversion from `syn::Result` to tokens. On a mistake, the item is
+/// emitted unchanged next to the error, so that one mistake gives one error and
+/// the rest of the crate still type-checks.
+fn edge(
+    args: TokenStream2,
+    item: TokenStream2,
+    expand: impl FnOnce(TokenStream2, TokenStream2) -> syn::Result<TokenStream2>,
+) -> TokenStream {
+    expand(args, item.clone())
+        .unwrap_or_else(|error| {
+            let mut tokens = error.into_compile_error();
+            tokens.extend(item);
+            tokens
+        })
+        .into()
 }

@@ -2,17 +2,17 @@
 //! call and against `backon` (retry) and `failsafe` (breaker) doing the same
 //! work; then every attribute switched off by the kill switch.
 
-use std::future::Future;
+mod support;
+
 use std::hint::black_box;
 use std::io;
 use std::sync::LazyLock;
-use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 use criterion::{Criterion, criterion_group, criterion_main};
 use failsafe::futures::CircuitBreaker as _;
 use resilience_runtime::{circuit_breaker, policy, retry, timeout_async};
-use tokio::runtime::Runtime;
+use support::per_call;
 
 async fn bare(x: u64) -> io::Result<u64> {
     Ok(black_box(x) + 1)
@@ -59,22 +59,6 @@ async fn failsafe_guarded(x: u64) -> io::Result<u64> {
 #[circuit_breaker]
 async fn all_three(x: u64) -> io::Result<u64> {
     Ok(black_box(x) + 1)
-}
-
-fn per_call<F, Fut>(runtime: &Runtime, call: F) -> impl FnMut(u64) -> Duration
-where
-    F: Fn(u64) -> Fut + Copy,
-    Fut: Future<Output = io::Result<u64>>,
-{
-    move |iters| {
-        runtime.block_on(async move {
-            let start = Instant::now();
-            for i in 0..iters {
-                black_box(call(i).await.unwrap());
-            }
-            start.elapsed()
-        })
-    }
 }
 
 fn benches(c: &mut Criterion) {

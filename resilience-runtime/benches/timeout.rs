@@ -2,14 +2,15 @@
 //! call. Each sample runs `iters` calls inside one `block_on`, so the runtime's
 //! own cost is not part of the figures.
 
-use std::future::Future;
+mod support;
+
 use std::hint::black_box;
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use resilience_runtime::timeout_async;
-use tokio::runtime::Runtime;
+use support::per_call;
 
 const LIMIT: Duration = Duration::from_secs(5);
 
@@ -72,22 +73,6 @@ async fn hand_written_nested(x: u64) -> io::Result<u64> {
     match tokio::time::timeout(LIMIT, async move { two.await? }).await {
         Ok(output) => output,
         Err(elapsed) => Err(io::Error::new(io::ErrorKind::TimedOut, elapsed)),
-    }
-}
-
-fn per_call<F, Fut>(runtime: &Runtime, call: F) -> impl FnMut(u64) -> Duration
-where
-    F: Fn(u64) -> Fut + Copy,
-    Fut: Future<Output = io::Result<u64>>,
-{
-    move |iters| {
-        runtime.block_on(async move {
-            let start = Instant::now();
-            for i in 0..iters {
-                black_box(call(i).await.unwrap());
-            }
-            start.elapsed()
-        })
     }
 }
 

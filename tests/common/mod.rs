@@ -63,3 +63,14 @@ impl Visit for Fields {
         self.0.insert(field.name().to_owned(), format!("{value:?}"));
     }
 }
+
+/// The text of the panic `f` raises; fails the test if it does not panic.
+pub(crate) fn panic_text(f: impl FnOnce()) -> String {
+    let payload =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("expected a panic");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .expect("a text panic")
+}

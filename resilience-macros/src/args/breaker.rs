@@ -6,7 +6,7 @@ use proc_macro2::TokenStream;
 use syn::spanned::Spanned;
 use syn::{Error, Expr, ExprLit, Lit, LitStr};
 
-use super::{Arg, Errors, duration, parse_list};
+use super::{Errors, duration, named_only};
 
 const VALID: &str = "expected one of `failure_rate`, `window`, `min_calls`, `open_for`, `half_open_probes`, `slow_call`, `name`, `policy`";
 
@@ -36,28 +36,9 @@ impl BreakerArgs {
             name: None,
             policy: None,
         };
-        let mut seen: Vec<String> = Vec::new();
         let mut errors = Errors::default();
-        for arg in parse_list(tokens)? {
-            let (name, value) = match arg {
-                Arg::Named { name, value } => (name, value),
-                Arg::Positional(value) => {
-                    errors.push(Error::new(
-                        value.span(),
-                        format!("`#[circuit_breaker]` takes named arguments only; {VALID}"),
-                    ));
-                    continue;
-                }
-            };
+        for (name, value) in named_only(tokens, "circuit_breaker", VALID, &mut errors)? {
             let key = name.to_string();
-            if seen.contains(&key) {
-                errors.push(Error::new(
-                    name.span(),
-                    format!("duplicate `{key}` argument; give it once"),
-                ));
-                continue;
-            }
-            seen.push(key.clone());
             let set = match key.as_str() {
                 "failure_rate" => rate(&value).map(|v| args.failure_rate = v),
                 "window" => {

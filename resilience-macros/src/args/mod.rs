@@ -48,6 +48,34 @@ pub(crate) fn parse_list(tokens: TokenStream) -> syn::Result<Punctuated<Arg, Tok
     Punctuated::parse_terminated.parse2(tokens)
 }
 
+/// The `name = value` arguments of an attribute that takes no positional one,
+/// each name once; a positional argument or a repeated name is reported in
+/// `errors` and left out. `usage` follows "takes named arguments only; ".
+pub(crate) fn named_only(
+    tokens: TokenStream,
+    attr: &str,
+    usage: &str,
+    errors: &mut Errors,
+) -> syn::Result<Vec<(Ident, Expr)>> {
+    let mut named: Vec<(Ident, Expr)> = Vec::new();
+    for arg in parse_list(tokens)? {
+        match arg {
+            Arg::Positional(value) => errors.push(syn::Error::new_spanned(
+                value,
+                format!("`#[{attr}]` takes named arguments only; {usage}"),
+            )),
+            Arg::Named { name, .. } if named.iter().any(|(seen, _)| *seen == name) => {
+                errors.push(syn::Error::new(
+                    name.span(),
+                    format!("duplicate `{name}` argument; give it once"),
+                ));
+            }
+            Arg::Named { name, value } => named.push((name, value)),
+        }
+    }
+    Ok(named)
+}
+
 /// A `policy = "…"` name: the key of this function in policy files.
 pub(crate) fn policy_name(value: &Expr) -> syn::Result<syn::LitStr> {
     match value {

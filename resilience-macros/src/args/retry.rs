@@ -6,7 +6,7 @@ use proc_macro2::TokenStream;
 use syn::spanned::Spanned;
 use syn::{Error, Expr, ExprLit, ExprPath, Ident, Lit, LitStr, Path};
 
-use super::{Arg, Errors, duration, parse_list};
+use super::{Errors, duration, named_only};
 
 const VALID: &str = "expected one of `attempts`, `backoff`, `base`, `factor`, `max_delay`, `jitter`, `when`, `policy`";
 
@@ -38,28 +38,10 @@ impl RetryArgs {
             when: None,
             policy: None,
         };
-        let mut seen: Vec<String> = Vec::new();
         let mut errors = Errors::default();
-        for arg in parse_list(tokens)? {
-            let (name, value) = match arg {
-                Arg::Named { name, value } => (name, value),
-                Arg::Positional(value) => {
-                    errors.push(Error::new(
-                        value.span(),
-                        format!("`#[retry]` takes named arguments only; {VALID}, e.g. `#[retry(attempts = 5)]`"),
-                    ));
-                    continue;
-                }
-            };
+        let usage = format!("{VALID}, e.g. `#[retry(attempts = 5)]`");
+        for (name, value) in named_only(tokens, "retry", &usage, &mut errors)? {
             let key = name.to_string();
-            if seen.contains(&key) {
-                errors.push(Error::new(
-                    name.span(),
-                    format!("duplicate `{key}` argument; give it once"),
-                ));
-                continue;
-            }
-            seen.push(key.clone());
             let set = args.set(&name, &key, &value);
             errors.take(set);
         }

@@ -3,12 +3,10 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
-use syn::ReturnType;
 use syn::ext::IdentExt;
-use syn::spanned::Spanned;
 
 use super::layers::{self, Layer};
-use super::{fake_return_edge, policy_option, private_ident};
+use super::{fake_return_edge, output_span, policy_option, private_ident};
 use crate::args::BreakerArgs;
 use crate::item::FnItem;
 
@@ -58,10 +56,7 @@ pub(super) fn wrap(args: &BreakerArgs, item: &FnItem, body: TokenStream) -> Toke
     let fake_return = fake_return_edge(item.output_type());
     // Spanned at the return type: one that cannot carry a rejection is
     // reported there.
-    let output_span = match &item.sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
-        ReturnType::Default => item.sig.ident.span(),
-    };
+    let output_span = output_span(&item.sig);
     let reject = quote_spanned!(output_span=>
         ::resilience_runtime::__private::breaker::FromCircuitOpen::from_circuit_open(#rejected)
     );

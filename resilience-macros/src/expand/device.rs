@@ -9,7 +9,7 @@ use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Error, FnArg, Ident, Lifetime, Pat, PatIdent, PatType, ReturnType, Type, TypeReference};
 
-use super::{fake_return_edge, policy_option, private_ident};
+use super::{fake_return_edge, output_span, policy_option, private_ident};
 use crate::args::{DeviceArgs, Errors};
 use crate::item::FnItem;
 
@@ -138,10 +138,7 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
     let result = quote!(::core::result::Result);
     // Spanned at the return type: an error type that cannot carry a
     // `DeviceError` is reported there.
-    let output_span = match &item.sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
-        ReturnType::Default => item.sig.ident.span(),
-    };
+    let output_span = output_span(&item.sig);
     let run = quote_spanned!(output_span=> #private::run);
     let run_async = quote_spanned!(output_span=> #private::run_async);
     let (closure, invoke) = if item.sig.asyncness.is_some() {

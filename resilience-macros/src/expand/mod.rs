@@ -29,6 +29,16 @@ fn policy_option(policy: Option<&syn::LitStr>) -> TokenStream {
     }
 }
 
+/// Where errors about the return type go: the type, or the function's name
+/// when there is none.
+fn output_span(sig: &syn::Signature) -> proc_macro2::Span {
+    use syn::spanned::Spanned;
+    match &sig.output {
+        syn::ReturnType::Type(_, ty) => ty.span(),
+        syn::ReturnType::Default => sig.ident.span(),
+    }
+}
+
 /// An identifier private to the expansion.
 fn private_ident(name: &str) -> Ident {
     Ident::new(name, Span::mixed_site())

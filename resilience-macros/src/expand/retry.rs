@@ -4,11 +4,10 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
-use syn::spanned::Spanned;
-use syn::{Error, FnArg, Ident, Pat, Receiver, ReceiverKind, ReturnType, Type};
+use syn::{Error, FnArg, Ident, Pat, Receiver, ReceiverKind, Type};
 
 use super::layers::{self, Layer};
-use super::{fake_return_edge, policy_option, private_ident};
+use super::{fake_return_edge, output_span, policy_option, private_ident};
 use crate::args::RetryArgs;
 use crate::item::FnItem;
 
@@ -102,10 +101,7 @@ pub(super) fn wrap(args: &RetryArgs, item: &FnItem, body: TokenStream) -> TokenS
         quote!(::core::time::Duration::new(#secs, #nanos))
     };
     let (base, max_delay) = (duration(base), duration(max_delay));
-    let output_span = match &item.sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
-        ReturnType::Default => item.sig.ident.span(),
-    };
+    let output_span = output_span(&item.sig);
     let when = match when {
         Some(path) => quote!(#path),
         None => quote_spanned!(output_span=> ::resilience_runtime::__private::retry::any_error),
