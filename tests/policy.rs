@@ -280,9 +280,8 @@ async fn the_kill_switch_turns_attributes_into_pass_throughs() {
             "never rejected"
         );
     }
-    assert_eq!(
-        breaker::state("kill"),
-        Some(State::Closed),
+    assert!(
+        matches!(breaker::state("kill"), None | Some(State::Closed)),
         "nothing counted"
     );
 

@@ -184,6 +184,7 @@ pub mod __private {
     pub use crate::deadline::{FromTimeout, TimeoutSite};
     #[cfg(feature = "tch")]
     pub use crate::device::__private as device;
+    pub use crate::policy::{Kind, all_off};
     pub mod breaker {
         pub use crate::breaker::{BreakerConfig, BreakerSite, FromCircuitOpen, Outcome};
     }

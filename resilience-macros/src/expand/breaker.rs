@@ -5,8 +5,8 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
 
-use super::layers::{self, Layer};
-use super::{fake_return_edge, output_span, policy_option, private_ident};
+use super::layers::{self, Inner, Layer};
+use super::{output_span, policy_option, private_ident};
 use crate::args::BreakerArgs;
 use crate::item::FnItem;
 
@@ -18,8 +18,10 @@ pub(crate) fn circuit_breaker(args: TokenStream, item: TokenStream) -> syn::Resu
     )
 }
 
-/// The statements `body` of an async body, run when the breaker admits them.
-pub(super) fn wrap(args: &BreakerArgs, item: &FnItem, body: TokenStream) -> TokenStream {
+/// `inner` (an expression of the function's output) run when the breaker
+/// admits it.
+pub(super) fn wrap(args: &BreakerArgs, item: &FnItem, inner: Inner) -> TokenStream {
+    let inner = inner.into_expr();
     let private = quote!(::resilience_runtime::__private::breaker);
     let function = item.sig.ident.unraw().to_string();
     let path = quote!(::core::concat!(::core::module_path!(), "::", #function));
@@ -53,14 +55,13 @@ pub(super) fn wrap(args: &BreakerArgs, item: &FnItem, body: TokenStream) -> Toke
     let permit = private_ident("__resilience_permit");
     let output = private_ident("__resilience_output");
     let rejected = private_ident("__resilience_rejected");
-    let fake_return = fake_return_edge(item.output_type());
     // Spanned at the return type: one that cannot carry a rejection is
     // reported there.
     let output_span = output_span(&item.sig);
     let reject = quote_spanned!(output_span=>
         ::resilience_runtime::__private::breaker::FromCircuitOpen::from_circuit_open(#rejected)
     );
-    quote! {
+    quote! {{
         static #site: #private::BreakerSite = #private::BreakerSite::new(
             #name,
             #path,
@@ -77,10 +78,10 @@ pub(super) fn wrap(args: &BreakerArgs, item: &FnItem, body: TokenStream) -> Toke
         match #site.admit() {
             ::core::result::Result::Err(#rejected) => #reject,
             ::core::result::Result::Ok(#permit) => {
-                let #output = async { #fake_return #body }.await;
+                let #output = #inner;
                 #permit.record(#private::Outcome::is_failure(&#output));
                 #output
             }
         }
-    }
+    }}
 }

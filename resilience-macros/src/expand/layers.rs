@@ -10,9 +10,34 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Attribute, Meta};
 
-use super::{breaker, retry, timeout};
+use super::{breaker, fake_return_edge, policy_option, private_ident, retry, timeout};
 use crate::args::{BreakerArgs, Errors, RetryArgs, TimeoutArgs};
 use crate::item::{AsyncBody, FnItem};
+use syn::ext::IdentExt;
+
+/// What a layer wraps: the body's future, or the expression of an inner layer.
+pub(crate) enum Inner {
+    Future(TokenStream),
+    Expr(TokenStream),
+}
+
+impl Inner {
+    /// A future of the function's output.
+    pub(crate) fn into_future(self) -> TokenStream {
+        match self {
+            Inner::Future(future) => future,
+            Inner::Expr(expr) => quote!(async { #expr }),
+        }
+    }
+
+    /// An expression of the function's output.
+    pub(crate) fn into_expr(self) -> TokenStream {
+        match self {
+            Inner::Future(future) => quote!(#future.await),
+            Inner::Expr(expr) => expr,
+        }
+    }
+}
 
 /// One attribute's effect on the body.
 pub(crate) enum Layer {
@@ -37,12 +62,23 @@ impl Layer {
         }
     }
 
-    /// `body` (statements of an async body) wrapped in this layer.
-    fn wrap(&self, item: &FnItem, body: TokenStream) -> TokenStream {
+    /// The kind and `policy = "…"` name the kill switch knows it by.
+    fn switch(&self) -> TokenStream {
+        let (kind, policy) = match self {
+            Layer::Timeout(args) => (quote!(Timeout), &args.policy),
+            Layer::Retry(args) => (quote!(Retry), &args.policy),
+            Layer::Breaker(args) => (quote!(Breaker), &args.policy),
+        };
+        let policy = policy_option(policy.as_ref());
+        quote!((::resilience_runtime::__private::Kind::#kind, #policy))
+    }
+
+    /// `inner` (an expression of the function's output) wrapped in this layer.
+    fn wrap(&self, item: &FnItem, inner: Inner) -> TokenStream {
         match self {
-            Layer::Timeout(args) => timeout::wrap(args, item, body),
-            Layer::Retry(args) => retry::wrap(args, item, body),
-            Layer::Breaker(args) => breaker::wrap(args, item, body),
+            Layer::Timeout(args) => timeout::wrap(args, item, inner),
+            Layer::Retry(args) => retry::wrap(args, item, inner),
+            Layer::Breaker(args) => breaker::wrap(args, item, inner),
         }
     }
 }
@@ -89,11 +125,48 @@ pub(crate) fn expand(
     let (Some(mut item), Some(body)) = (item, body) else {
         unreachable!("errors were reported above");
     };
+    // The body is written once. With a retry it becomes an async closure over
+    // the arguments, which each attempt calls again; otherwise an async block.
+    // When the kill switch has turned every layer off, the function awaits
+    // the body directly, without the layers.
     let wrap_all = |item: &FnItem, stmts: TokenStream| {
-        layers
+        let body = private_ident("__resilience_body");
+        let fake_return = fake_return_edge(item.output_type());
+        let retried = layers.iter().any(|l| matches!(l, Layer::Retry(_)));
+        let (define, call) = if retried {
+            let fresh = retry::fresh_arguments(item);
+            (
+                quote! {
+                    #[allow(unused_mut)]
+                    let mut #body = async || { #(#fresh)* #fake_return #stmts };
+                },
+                quote!(#body()),
+            )
+        } else {
+            (
+                quote!(let #body = async { #fake_return #stmts };),
+                quote!(#body),
+            )
+        };
+        let function = item.sig.ident.unraw().to_string();
+        let switches = layers.iter().map(Layer::switch);
+        let layered = layers
             .iter()
             .rev()
-            .fold(stmts, |body, layer| layer.wrap(item, body))
+            .fold(Inner::Future(call.clone()), |inner, layer| {
+                Inner::Expr(layer.wrap(item, inner))
+            })
+            .into_expr();
+        quote! {
+            #define
+            if ::resilience_runtime::__private::all_off(
+                ::core::concat!(::core::module_path!(), "::", #function),
+                &[#(#switches),*],
+            ) {
+                return #call.await;
+            }
+            #layered
+        }
     };
     let body = match body {
         AsyncBody::Native(stmts) => wrap_all(&item, stmts),

@@ -6,8 +6,8 @@ use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::{Error, FnArg, Ident, Pat, Receiver, ReceiverKind, Type};
 
-use super::layers::{self, Layer};
-use super::{fake_return_edge, output_span, policy_option, private_ident};
+use super::layers::{self, Inner, Layer};
+use super::{output_span, policy_option, private_ident};
 use crate::args::RetryArgs;
 use crate::item::FnItem;
 
@@ -68,8 +68,10 @@ fn drop_mut(pat: &mut Pat) {
     }
 }
 
-/// The statements `body` of an async body, run until they succeed.
-pub(super) fn wrap(args: &RetryArgs, item: &FnItem, body: TokenStream) -> TokenStream {
+/// `inner` (an expression of the function's output, a fresh attempt each
+/// time it runs) run until it succeeds.
+pub(super) fn wrap(args: &RetryArgs, item: &FnItem, inner: Inner) -> TokenStream {
+    let inner = inner.into_expr();
     let private = quote!(::resilience_runtime::__private::retry);
     let function = item.sig.ident.unraw().to_string();
     let RetryArgs {
@@ -110,7 +112,6 @@ pub(super) fn wrap(args: &RetryArgs, item: &FnItem, body: TokenStream) -> TokenS
     let retrier = private_ident("__resilience_retrier");
     let output = private_ident("__resilience_output");
     let retryable = private_ident("__resilience_retryable");
-    let fake_return = fake_return_edge(item.output_type());
     // Spanned at the return type: one that is not a `Result` is reported there.
     let output_here = Ident::new(
         "__resilience_output",
@@ -119,8 +120,7 @@ pub(super) fn wrap(args: &RetryArgs, item: &FnItem, body: TokenStream) -> TokenS
     let failure = quote_spanned!(output_span=>
         ::resilience_runtime::__private::retry::outcome(&#output_here, #when)
     );
-    let fresh = fresh_arguments(item);
-    quote! {
+    quote! {{
         static #site: #private::RetrySite = #private::RetrySite::new(
             ::core::concat!(::core::module_path!(), "::", #function),
             #policy,
@@ -137,8 +137,7 @@ pub(super) fn wrap(args: &RetryArgs, item: &FnItem, body: TokenStream) -> TokenS
         );
         let mut #retrier = #private::Retrier::new(&#site);
         loop {
-            #(#fresh)*
-            let #output = async { #fake_return #body }.await;
+            let #output = #inner;
             // Only a failure awaits anything more.
             if let ::core::option::Option::Some(#retryable) = #failure {
                 if let #private::Next::Retry = #retrier.next(#retryable).await {
@@ -147,13 +146,13 @@ pub(super) fn wrap(args: &RetryArgs, item: &FnItem, body: TokenStream) -> TokenS
             }
             break #output;
         }
-    }
+    }}
 }
 
 /// `let x = Clone::clone(&x);` for every argument passed by value, so that
 /// each attempt starts from the arguments as the caller gave them; references
-/// are re-borrowed by the attempt's block as they are.
-fn fresh_arguments(item: &FnItem) -> Vec<TokenStream> {
+/// are re-borrowed by each attempt as they are.
+pub(super) fn fresh_arguments(item: &FnItem) -> Vec<TokenStream> {
     let mut fresh = Vec::new();
     for input in &item.sig.inputs {
         let FnArg::Typed(typed) = input else { continue };

@@ -6,8 +6,8 @@ use quote::{quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 
-use super::layers::{self, Layer};
-use super::{fake_return_edge, policy_option, private_ident};
+use super::layers::{self, Inner, Layer};
+use super::{policy_option, private_ident};
 use crate::args::TimeoutArgs;
 use crate::item::FnItem;
 
@@ -19,8 +19,9 @@ pub(crate) fn timeout_async(args: TokenStream, item: TokenStream) -> syn::Result
     )
 }
 
-/// The statements `body` of an async body, run under the deadline.
-pub(super) fn wrap(args: &TimeoutArgs, item: &FnItem, body: TokenStream) -> TokenStream {
+/// `inner` (an expression of the function's output) run under the deadline.
+pub(super) fn wrap(args: &TimeoutArgs, item: &FnItem, inner: Inner) -> TokenStream {
+    let inner = inner.into_future();
     let output = private_ident("__resilience_output");
     let error = private_ident("__resilience_error");
     let (expired, on_expired) = match &args.on_timeout {
@@ -40,19 +41,16 @@ pub(super) fn wrap(args: &TimeoutArgs, item: &FnItem, body: TokenStream) -> Toke
     let (secs, nanos) = (args.limit.as_secs(), args.limit.subsec_nanos());
     let policy = policy_option(args.policy.as_ref());
     let site = private_ident("__RESILIENCE_TIMEOUT");
-    let fake_return = fake_return_edge(item.output_type());
-    // Not `async move`: the block borrows the arguments, so that an enclosing
-    // `#[retry]` can run it again.
-    quote! {
+    quote! {{
         static #site: ::resilience_runtime::__private::TimeoutSite =
             ::resilience_runtime::__private::TimeoutSite::new(
                 ::core::concat!(::core::module_path!(), "::", #function),
                 #policy,
                 ::core::time::Duration::new(#secs, #nanos),
             );
-        match #site.run(async { #fake_return #body }).await {
+        match #site.run(#inner).await {
             ::core::result::Result::Ok(#output) => #output,
             ::core::result::Result::Err(#expired) => #on_expired,
         }
-    }
+    }}
 }

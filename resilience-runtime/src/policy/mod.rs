@@ -43,6 +43,8 @@ pub(crate) use file::{FallbackKind, ReturnTo};
 pub use file::{Kind, PolicyError};
 #[doc(hidden)]
 pub use state::Known;
+#[doc(hidden)]
+pub use state::all_off;
 pub(crate) use state::{Gate, at_defaults, gate, kind_off};
 
 /// Reads the policy file at `path` and puts it in force.

@@ -90,6 +90,36 @@ pub(crate) fn kind_off(kind: Kind) -> bool {
     flags() & (OFF_ALL | kind_bit(kind)) != 0
 }
 
+/// True when every layer of a composed function is switched off, so that
+/// the function can call its body directly. Each layer is its kind and its
+/// `policy = "…"` name.
+#[inline]
+pub fn all_off(function: &'static str, layers: &[(Kind, Option<&'static str>)]) -> bool {
+    let flags = flags();
+    if flags == INIT {
+        return false;
+    }
+    layers.iter().all(|&(kind, policy)| {
+        flags & (OFF_ALL | kind_bit(kind)) != 0 || entry_off(flags, kind, function, policy)
+    })
+}
+
+#[cold]
+fn entry_off(flags: u32, kind: Kind, function: &'static str, policy: Option<&'static str>) -> bool {
+    matches!(
+        gate_slow(flags, kind, function, policy, |entry| {
+            let enabled = match kind {
+                Kind::Timeout => None,
+                Kind::Retry => entry.retry.and_then(|r| r.enabled),
+                Kind::Breaker => entry.circuit_breaker.and_then(|b| b.enabled),
+                Kind::Device => entry.device.and_then(|d| d.enabled),
+            };
+            (enabled, ())
+        }),
+        Gate::Off
+    )
+}
+
 /// How one call of a site should run.
 pub(crate) enum Gate<T> {
     /// As written in the attribute.
