@@ -140,11 +140,13 @@ impl Retrier {
             return Next::Stop;
         }
         if attempts >= self.options.attempts {
-            tracing::warn!(
-                function = site.function,
-                attempts,
-                "giving up: no attempts left"
-            );
+            if self.options.attempts > 1 {
+                tracing::warn!(
+                    function = site.function,
+                    attempts,
+                    "giving up: no attempts left"
+                );
+            }
             return Next::Stop;
         }
         let delay = self.options.backoff.delay(attempts, fastrand::f64());
