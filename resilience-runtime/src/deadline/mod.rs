@@ -133,15 +133,7 @@ pub fn propagate<F: IntoFuture>(future: F) -> Budgeted<F::IntoFuture> {
 /// # }
 /// ```
 pub fn timeout<F: IntoFuture>(limit: Duration, future: F) -> Timeout<F::IntoFuture> {
-    deadline("resilience_runtime::timeout", limit, future)
-}
-
-fn deadline<F: IntoFuture>(
-    function: &'static str,
-    limit: Duration,
-    future: F,
-) -> Timeout<F::IntoFuture> {
-    Timeout::new(function, limit, future.into_future())
+    Timeout::new("resilience_runtime::timeout", limit, future.into_future())
 }
 
 /// One `#[timeout_async]` function, as its expansion declares it.

@@ -189,7 +189,20 @@ pub fn run<R, O: Output<R>>(
             Attempt::Failed(failure) => failure,
         },
     };
-    recover(site, &options, output, failure, origin, call)
+    let mut step = Recovery::new(site, options, output, failure, origin).decide();
+    loop {
+        match step {
+            Step::Done(value) => return value,
+            Step::Run(recovery, target) => {
+                let outcome = if target == Target::Device {
+                    quietly(&recovery.options, || attempt(output, || call(target)))
+                } else {
+                    attempt(output, || call(target))
+                };
+                step = recovery.next(outcome);
+            }
+        }
+    }
 }
 
 #[inline]
@@ -201,40 +214,86 @@ fn attempt<R, O: Output<R>>(output: O, call: impl FnOnce() -> Result<R, TchError
     }
 }
 
-/// Out-of-memory retries, then the CPU rerun or passing the failure on.
-#[cold]
-fn recover<R, O: Output<R>>(
+/// What to do after a failed device attempt: out-of-memory retries on the
+/// device, then the CPU rerun (upcast if the CPU lacks a half-precision
+/// kernel), or passing the failure on. The sync and async runners drive it
+/// one attempt at a time, so both take the same decisions.
+struct Recovery<R, O> {
     site: &'static DeviceSite,
-    options: &DeviceOptions,
+    options: DeviceOptions,
     output: O,
+    origin: Option<Device>,
     failure: Failure<R>,
-    origin: &dyn Fn() -> Option<Device>,
-    mut call: impl FnMut(Target) -> Result<R, TchError>,
-) -> R {
-    let origin = match failure.source {
-        Source::Sticky(device) => Some(device),
-        _ => origin(),
-    };
-    let mut failure = failure;
-    let mut retries = options.retries;
-    while failure.kind == DeviceErrorKind::OutOfMemory && retries > 0 {
-        retries -= 1;
-        tracing::debug!(function = site.function, device = %Named(origin), "out of memory; retrying on the device");
-        match quietly(options, || attempt(output, || call(Target::Device))) {
-            Attempt::Done(value) => return value,
-            Attempt::Failed(next) => failure = next,
+    retries: u32,
+    stage: Target,
+}
+
+enum Step<R, O> {
+    /// Run the body for this target, then call `next` with the outcome.
+    Run(Recovery<R, O>, Target),
+    Done(R),
+}
+
+impl<R, O: Output<R>> Recovery<R, O> {
+    #[cold]
+    fn new(
+        site: &'static DeviceSite,
+        options: DeviceOptions,
+        output: O,
+        failure: Failure<R>,
+        origin: &dyn Fn() -> Option<Device>,
+    ) -> Self {
+        let origin = match failure.source {
+            Source::Sticky(device) => Some(device),
+            _ => origin(),
+        };
+        Self {
+            site,
+            retries: options.retries,
+            options,
+            output,
+            origin,
+            failure,
+            stage: Target::Device,
         }
     }
-    match plan(site, options, &failure, origin) {
-        Plan::PassOn => pass_on(site, output, failure, origin),
-        Plan::Cpu => {
-            let cpu = match attempt(output, || call(Target::Cpu)) {
-                Attempt::Failed(f) if f.kind == DeviceErrorKind::UnsupportedDtype => {
-                    attempt(output, || call(Target::CpuUpcast))
-                }
-                other => other,
-            };
-            finish(site, options, output, failure, origin, cpu)
+
+    /// The step after a failure on the device.
+    fn decide(mut self) -> Step<R, O> {
+        if self.failure.kind == DeviceErrorKind::OutOfMemory && self.retries > 0 {
+            self.retries -= 1;
+            tracing::debug!(function = self.site.function, device = %Named(self.origin), "out of memory; retrying on the device");
+            return Step::Run(self, Target::Device);
+        }
+        match plan(self.site, &self.options, &self.failure, self.origin) {
+            Plan::PassOn => Step::Done(pass_on(self.site, self.output, self.failure, self.origin)),
+            Plan::Cpu => {
+                self.stage = Target::Cpu;
+                Step::Run(self, Target::Cpu)
+            }
+        }
+    }
+
+    /// The step after the attempt that the last step ran.
+    fn next(mut self, outcome: Attempt<R>) -> Step<R, O> {
+        match (self.stage, outcome) {
+            (Target::Device, Attempt::Done(value)) => Step::Done(value),
+            (Target::Device, Attempt::Failed(failure)) => {
+                self.failure = failure;
+                self.decide()
+            }
+            (Target::Cpu, Attempt::Failed(f)) if f.kind == DeviceErrorKind::UnsupportedDtype => {
+                self.stage = Target::CpuUpcast;
+                Step::Run(self, Target::CpuUpcast)
+            }
+            (_, cpu) => Step::Done(finish(
+                self.site,
+                &self.options,
+                self.output,
+                self.failure,
+                self.origin,
+                cpu,
+            )),
         }
     }
 }
@@ -406,29 +465,15 @@ where
             Attempt::Failed(failure) => failure,
         },
     };
-    let origin = match failure.source {
-        Source::Sticky(device) => Some(device),
-        _ => origin(),
-    };
-    let mut failure = failure;
-    let mut retries = options.retries;
-    while failure.kind == DeviceErrorKind::OutOfMemory && retries > 0 {
-        retries -= 1;
-        match attempt_async(options.fallback, output, call(Target::Device)).await {
-            Attempt::Done(value) => return value,
-            Attempt::Failed(next) => failure = next,
-        }
-    }
-    match plan(site, &options, &failure, origin) {
-        Plan::PassOn => pass_on(site, output, failure, origin),
-        Plan::Cpu => {
-            let cpu = match attempt_async(false, output, call(Target::Cpu)).await {
-                Attempt::Failed(f) if f.kind == DeviceErrorKind::UnsupportedDtype => {
-                    attempt_async(false, output, call(Target::CpuUpcast)).await
-                }
-                other => other,
-            };
-            finish(site, &options, output, failure, origin, cpu)
+    let mut step = Recovery::new(site, options, output, failure, origin).decide();
+    loop {
+        match step {
+            Step::Done(value) => return value,
+            Step::Run(recovery, target) => {
+                let quiet = target == Target::Device && recovery.options.fallback;
+                let outcome = attempt_async(quiet, output, call(target)).await;
+                step = recovery.next(outcome);
+            }
         }
     }
 }
