@@ -62,8 +62,9 @@ fn composable(
 }
 
 /// The one conversion from `syn::Result` to tokens. On a mistake, the item is
-/// emitted unchanged next to the error, so that one mistake gives one error and
-/// the rest of the crate still type-checks.
+/// emitted next to the error, as written but with the attributes below marked
+/// as built, so that one mistake gives one error and the rest of the crate
+/// still type-checks.
 fn edge(
     args: TokenStream2,
     item: TokenStream2,
@@ -72,7 +73,7 @@ fn edge(
     expand(args, item.clone())
         .unwrap_or_else(|error| {
             let mut tokens = error.into_compile_error();
-            tokens.extend(item);
+            tokens.extend(expand::quieted(item));
             tokens
         })
         .into()

@@ -186,7 +186,9 @@ pub mod __private {
     pub use crate::device::__private as device;
     pub use crate::policy::{Kind, all_off};
     pub mod breaker {
-        pub use crate::breaker::{BreakerConfig, BreakerSite, FromCircuitOpen, Outcome};
+        pub use crate::breaker::FromCircuitOpen;
+        pub use crate::breaker::site::BreakerSite;
+        pub use crate::breaker::state::{BreakerConfig, Outcome};
     }
     pub mod retry {
         pub use crate::retry::{

@@ -1,7 +1,8 @@
 //! The workspace's task runner.
 //!
 //! - `cargo xtask test`: formatting, clippy and every test, first without
-//!   features, then against real libtorch with `--features tch`.
+//!   features, then the `loom` models of the breaker's atomics, then against
+//!   real libtorch with `--features tch`.
 //! - `cargo xtask demo`: the examples, libtorch included.
 //!
 //! Both set up what they need (libtorch in a cached Python environment), so a
@@ -37,6 +38,22 @@ fn test() -> Result<(), String> {
     Step::new("formatting").cargo(Cargo::new(["fmt", "--all", "--", "--check"]))?;
     Step::new("clippy").cargo(Cargo::new(clippy(&[])))?;
     let mut summary = Step::new("tests").cargo_counting(Cargo::new(["test", "--workspace"]))?;
+    // The atomics of the circuit breaker, under every interleaving `loom`
+    // explores; a target directory of their own keeps the main build cached.
+    let loom = Cargo::new([
+        "test",
+        "--package",
+        "resilience-runtime",
+        "--lib",
+        "--release",
+        "--target-dir",
+        "target/loom",
+        "models",
+    ])
+    .env(&[("RUSTFLAGS", "--cfg loom".into())]);
+    let models = Step::new("loom models").cargo_counting(loom)?;
+    models.require_suite("resilience_runtime")?;
+    summary.add(models);
 
     let torch = libtorch::provision()?;
     let with_tch = ["--features", "tch"];

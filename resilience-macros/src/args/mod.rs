@@ -33,14 +33,54 @@ pub(crate) enum Arg {
 impl Parse for Arg {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         if input.peek(Ident) && input.peek2(Token![=]) && !input.peek2(Token![==]) {
-            let name = input.parse()?;
+            let name: Ident = input.parse()?;
             input.parse::<Token![=]>()?;
             let value = input.parse()?;
+            no_suffix(&value, Some(&name))?;
             Ok(Self::Named { name, value })
         } else {
-            input.parse().map(Self::Positional)
+            let value = input.parse()?;
+            no_suffix(&value, None)?;
+            Ok(Self::Positional(value))
         }
     }
+}
+
+/// Rejects a number with a suffix (`250ms`, `3s`, `20u32`): Rust reads
+/// `250ms` as the number 250 with a suffix it would otherwise ignore here.
+fn no_suffix(value: &Expr, name: Option<&Ident>) -> syn::Result<()> {
+    let (digits, suffix, span) = match value {
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(int),
+            ..
+        }) => (int.base10_digits(), int.suffix(), int.span()),
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Float(float),
+            ..
+        }) => (float.base10_digits(), float.suffix(), float.span()),
+        _ => return Ok(()),
+    };
+    if suffix.is_empty() {
+        return Ok(());
+    }
+    let time_unit = matches!(
+        suffix,
+        "ns" | "us" | "µs" | "ms" | "s" | "sec" | "secs" | "m" | "min" | "h" | "hr" | "d"
+    );
+    let message = match name.map(|n| n.to_string()) {
+        Some(name) if name == "ms" || name == "secs" => format!(
+            "`{name} = …` takes a plain number; write `{name} = {digits}`, or the duration as text alone: `(\"{digits}{suffix}\")`"
+        ),
+        Some(name) if time_unit => format!(
+            "a number with a suffix is not a duration; write `{name} = \"{digits}{suffix}\"`"
+        ),
+        None if time_unit => format!(
+            "a number with a suffix is not a duration; write it as text, `\"{digits}{suffix}\"`, or as `ms = …` / `secs = …`"
+        ),
+        Some(name) => format!("`{name}` takes a plain number; write `{name} = {digits}`"),
+        None => format!("expected a plain number; write `{digits}`"),
+    };
+    Err(syn::Error::new(span, message))
 }
 
 /// Parses `arg, arg, …` (a trailing comma is fine).

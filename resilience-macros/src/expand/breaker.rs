@@ -19,15 +19,17 @@ pub(crate) fn circuit_breaker(args: TokenStream, item: TokenStream) -> syn::Resu
 }
 
 /// `inner` (an expression of the function's output) run when the breaker
-/// admits it.
-pub(super) fn wrap(args: &BreakerArgs, item: &FnItem, inner: Inner) -> TokenStream {
+/// admits it. Under a `#[retry]` layer (`retried`), a rejection is also told
+/// to the retrier, which does not wait out a backoff for a call it knows will
+/// be rejected.
+pub(super) fn wrap(args: &BreakerArgs, item: &FnItem, inner: Inner, retried: bool) -> TokenStream {
     let inner = inner.into_expr();
     let private = quote!(::resilience_runtime::__private::breaker);
     let function = item.sig.ident.unraw().to_string();
     let path = quote!(::core::concat!(::core::module_path!(), "::", #function));
     let name = match &args.name {
-        Some(name) => quote!(#name),
-        None => path.clone(),
+        Some(name) => quote!(::core::option::Option::Some(#name)),
+        None => quote!(::core::option::Option::None),
     };
     let policy = policy_option(args.policy.as_ref());
     let BreakerArgs {
@@ -61,6 +63,10 @@ pub(super) fn wrap(args: &BreakerArgs, item: &FnItem, inner: Inner) -> TokenStre
     let reject = quote_spanned!(output_span=>
         ::resilience_runtime::__private::breaker::FromCircuitOpen::from_circuit_open(#rejected)
     );
+    let tell_retrier = retried.then(|| {
+        let retrier = private_ident(super::retry::RETRIER);
+        quote!(#retrier.rejected(&#rejected);)
+    });
     quote! {{
         static #site: #private::BreakerSite = #private::BreakerSite::new(
             #name,
@@ -76,7 +82,10 @@ pub(super) fn wrap(args: &BreakerArgs, item: &FnItem, inner: Inner) -> TokenStre
             },
         );
         match #site.admit() {
-            ::core::result::Result::Err(#rejected) => #reject,
+            ::core::result::Result::Err(#rejected) => {
+                #tell_retrier
+                #reject
+            }
             ::core::result::Result::Ok(#permit) => {
                 let #output = #inner;
                 #permit.record(#private::Outcome::is_failure(&#output));

@@ -73,12 +73,13 @@ impl Layer {
         quote!((::resilience_runtime::__private::Kind::#kind, #policy))
     }
 
-    /// `inner` (an expression of the function's output) wrapped in this layer.
-    fn wrap(&self, item: &FnItem, inner: Inner) -> TokenStream {
+    /// `inner` (an expression of the function's output) wrapped in this
+    /// layer; `retried` when a `#[retry]` layer is outside it.
+    fn wrap(&self, item: &FnItem, inner: Inner, retried: bool) -> TokenStream {
         match self {
             Layer::Timeout(args) => timeout::wrap(args, item, inner),
             Layer::Retry(args) => retry::wrap(args, item, inner),
-            Layer::Breaker(args) => breaker::wrap(args, item, inner),
+            Layer::Breaker(args) => breaker::wrap(args, item, inner, retried),
         }
     }
 }
@@ -152,9 +153,11 @@ pub(crate) fn expand(
         let switches = layers.iter().map(Layer::switch);
         let layered = layers
             .iter()
+            .enumerate()
             .rev()
-            .fold(Inner::Future(call.clone()), |inner, layer| {
-                Inner::Expr(layer.wrap(item, inner))
+            .fold(Inner::Future(call.clone()), |inner, (i, layer)| {
+                let retried = layers[..i].iter().any(|l| matches!(l, Layer::Retry(_)));
+                Inner::Expr(layer.wrap(item, inner, retried))
             })
             .into_expr();
         quote! {
@@ -193,13 +196,10 @@ pub(crate) fn expand(
 fn take_inner(attrs: &mut [Attribute], errors: &mut Errors) -> Vec<Layer> {
     let mut layers = Vec::new();
     for attr in attrs {
-        let Some(name) = attr.path().segments.last().map(|s| s.ident.to_string()) else {
-            continue;
-        };
-        let parse: fn(TokenStream) -> syn::Result<Layer> = match name.as_str() {
-            "timeout_async" => |tokens| TimeoutArgs::parse(tokens).map(Layer::Timeout),
-            "retry" => |tokens| RetryArgs::parse(tokens).map(Layer::Retry),
-            "circuit_breaker" => |tokens| BreakerArgs::parse(tokens).map(Layer::Breaker),
+        let parse: fn(TokenStream) -> syn::Result<Layer> = match ours(attr) {
+            Some("timeout_async") => |tokens| TimeoutArgs::parse(tokens).map(Layer::Timeout),
+            Some("retry") => |tokens| RetryArgs::parse(tokens).map(Layer::Retry),
+            Some("circuit_breaker") => |tokens| BreakerArgs::parse(tokens).map(Layer::Breaker),
             _ => continue,
         };
         let tokens = match &attr.meta {
@@ -212,9 +212,49 @@ fn take_inner(attrs: &mut [Attribute], errors: &mut Errors) -> Vec<Layer> {
         if let Some(layer) = errors.take(parse(tokens)) {
             layers.push(layer);
         }
-        let path = attr.path().clone();
-        let marker = proc_macro2::Ident::new(COMPOSED, proc_macro2::Span::call_site());
-        attr.meta = syn::parse_quote!(#path(#marker));
+        mark(attr);
     }
     layers
+}
+
+/// The name of one of this crate's composable attributes: written bare
+/// (`#[retry]`, as imported) or by a path through this crate
+/// (`#[resilience_runtime::retry]`). A foreign `#[other::retry]` is not ours.
+fn ours(attr: &Attribute) -> Option<&'static str> {
+    let path = attr.path();
+    let name = path.segments.last()?.ident.to_string();
+    let name = ["timeout_async", "retry", "circuit_breaker"]
+        .into_iter()
+        .find(|known| name == *known)?;
+    match path.segments.len() {
+        1 => Some(name),
+        2 => {
+            let krate = path.segments[0].ident.to_string();
+            matches!(krate.as_str(), "resilience_runtime" | "resilience_macros").then_some(name)
+        }
+        _ => None,
+    }
+}
+
+fn mark(attr: &mut Attribute) {
+    let path = attr.path().clone();
+    let marker = proc_macro2::Ident::new(COMPOSED, proc_macro2::Span::call_site());
+    attr.meta = syn::parse_quote!(#path(#marker));
+}
+
+/// The item of an attribute that reported an error, with the composable
+/// attributes below it marked as built, so that they add no second error
+/// about the same function.
+pub(crate) fn quieted(item: TokenStream) -> TokenStream {
+    match syn::parse2::<syn::ItemFn>(item.clone()) {
+        Ok(mut function) => {
+            function
+                .attrs
+                .iter_mut()
+                .filter(|attr| ours(attr).is_some())
+                .for_each(mark);
+            quote!(#function)
+        }
+        Err(_) => item,
+    }
 }

@@ -12,7 +12,7 @@ mod timeout;
 pub(crate) use breaker::circuit_breaker;
 #[cfg(feature = "tch")]
 pub(crate) use device::safe_mps_op;
-pub(crate) use layers::is_composed;
+pub(crate) use layers::{is_composed, quieted};
 pub(crate) use retry::retry;
 pub(crate) use timeout::timeout_async;
 

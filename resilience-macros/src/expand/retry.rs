@@ -68,6 +68,9 @@ fn drop_mut(pat: &mut Pat) {
     }
 }
 
+/// The retrier of one call, which inner layers may tell about a rejection.
+pub(super) const RETRIER: &str = "__resilience_retrier";
+
 /// `inner` (an expression of the function's output, a fresh attempt each
 /// time it runs) run until it succeeds.
 pub(super) fn wrap(args: &RetryArgs, item: &FnItem, inner: Inner) -> TokenStream {
@@ -109,7 +112,7 @@ pub(super) fn wrap(args: &RetryArgs, item: &FnItem, inner: Inner) -> TokenStream
         None => quote_spanned!(output_span=> ::resilience_runtime::__private::retry::any_error),
     };
     let site = private_ident("__RESILIENCE_RETRY");
-    let retrier = private_ident("__resilience_retrier");
+    let retrier = private_ident(RETRIER);
     let output = private_ident("__resilience_output");
     let retryable = private_ident("__resilience_retryable");
     // Spanned at the return type: one that is not a `Result` is reported there.

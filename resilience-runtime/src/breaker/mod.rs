@@ -32,17 +32,15 @@
 //! # }
 //! ```
 
-mod state;
+mod machine;
+pub(crate) mod site;
+pub(crate) mod state;
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use crate::policy::{Gate, Kind, Known, at_defaults, gate, kind_off};
-
-pub use state::State;
-#[doc(hidden)]
-pub use state::{Breaker, BreakerConfig, Permit};
+pub use machine::State;
+use site::find;
+use state::Breaker;
 
 /// A call was rejected because its circuit breaker is open.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,114 +96,6 @@ impl<T, E: From<CircuitOpenError>> FromCircuitOpen for Result<T, E> {
     fn from_circuit_open(error: CircuitOpenError) -> Self {
         Err(E::from(error))
     }
-}
-
-/// Whether a guarded call's outcome counts as a failure: any `Err`.
-#[doc(hidden)]
-pub trait Outcome {
-    /// True for an `Err`.
-    fn is_failure(&self) -> bool;
-}
-
-impl<T, E> Outcome for Result<T, E> {
-    #[inline]
-    fn is_failure(&self) -> bool {
-        self.is_err()
-    }
-}
-
-static BREAKERS: OnceLock<Mutex<HashMap<&'static str, &'static Breaker>>> = OnceLock::new();
-
-fn registry() -> std::sync::MutexGuard<'static, HashMap<&'static str, &'static Breaker>> {
-    BREAKERS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The breaker of one annotated function: found (or created) on first use,
-/// then cached, so calls take no lock.
-#[doc(hidden)]
-pub struct BreakerSite {
-    name: &'static str,
-    function: &'static str,
-    policy: Option<&'static str>,
-    config: BreakerConfig,
-    breaker: OnceLock<&'static Breaker>,
-    known: Known,
-}
-
-impl BreakerSite {
-    /// The site of `function`, guarded by the breaker `name`.
-    pub const fn new(
-        name: &'static str,
-        function: &'static str,
-        policy: Option<&'static str>,
-        config: BreakerConfig,
-    ) -> Self {
-        Self {
-            name,
-            function,
-            policy,
-            config,
-            breaker: OnceLock::new(),
-            known: Known::new(),
-        }
-    }
-
-    fn breaker(&self) -> &'static Breaker {
-        self.breaker.get_or_init(|| {
-            *registry()
-                .entry(self.name)
-                .or_insert_with(|| Box::leak(Box::new(Breaker::new(self.name))))
-        })
-    }
-
-    /// Admits one call, under this site's settings as the policy in force
-    /// says. Each site of a shared breaker counts with its own settings.
-    #[inline]
-    pub fn admit(&'static self) -> Result<Permit<'static>, CircuitOpenError> {
-        self.known.note(self.function, self.policy);
-        let breaker = self.breaker();
-        if at_defaults() {
-            return breaker.admit(self.config);
-        }
-        if kind_off(Kind::Breaker) {
-            return Ok(breaker.pass(self.config));
-        }
-        self.admit_by_policy(breaker)
-    }
-
-    #[cold]
-    fn admit_by_policy(
-        &'static self,
-        breaker: &'static Breaker,
-    ) -> Result<Permit<'static>, CircuitOpenError> {
-        match gate(Kind::Breaker, self.function, self.policy, |e| {
-            let entry = e.circuit_breaker.unwrap_or_default();
-            (entry.enabled, entry)
-        }) {
-            Gate::Defaults => breaker.admit(self.config),
-            Gate::Off => Ok(breaker.pass(self.config)),
-            Gate::Override(entry) => {
-                let base = self.config;
-                breaker.admit(BreakerConfig {
-                    failure_rate: entry.failure_rate.map_or(base.failure_rate, |r| r.0),
-                    window: entry.window.map_or(base.window, |w| w.0),
-                    min_calls: entry.min_calls.map_or(base.min_calls, |m| m.0),
-                    open_for: entry.open_for.map_or(base.open_for, |d| d.0),
-                    half_open_probes: entry
-                        .half_open_probes
-                        .map_or(base.half_open_probes, |p| p.0),
-                    slow_call: entry.slow_call.map(|d| d.0).or(base.slow_call),
-                })
-            }
-        }
-    }
-}
-
-fn find(name: &str) -> Option<&'static Breaker> {
-    registry().get(name).copied()
 }
 
 /// The state of the breaker `name`, if it exists yet.

@@ -17,6 +17,33 @@ thread_local! {
     // task-local: the deadline is already stored in the future, and a task-local
     // scope would store a second copy in every timed future.
     static CURRENT: Cell<Option<Instant>> = const { Cell::new(None) };
+    // The function whose own deadline is dropping its body on this thread,
+    // for the destructors that run meanwhile (a breaker's permit counts that
+    // as a failure).
+    static EXPIRING: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// True while the own deadline of `function` (not one it inherited) is
+/// dropping its body on this thread.
+pub(crate) fn expiring(function: &str) -> bool {
+    EXPIRING.get().is_some_and(|expiring| expiring == function)
+}
+
+/// Drops a timed body whose deadline passed, telling the destructors that run
+/// meanwhile whose deadline it was.
+#[cold]
+fn drop_expired<F>(mut future: Pin<&mut Option<F>>, function: &'static str, inherited: bool) {
+    struct Restore(Option<&'static str>);
+
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            EXPIRING.set(self.0);
+        }
+    }
+
+    let owner = if inherited { None } else { Some(function) };
+    let _restore = Restore(EXPIRING.replace(owner));
+    future.set(None);
 }
 
 pub(super) fn current() -> Option<Instant> {
@@ -163,7 +190,7 @@ impl<F: Future> Future for Timeout<F> {
             Poll::Ready(()) => {
                 // Dropped before the error is handed out, so that the body's
                 // destructors have run when the caller sees the timeout.
-                this.future.set(None);
+                drop_expired(this.future, this.function, *this.inherited);
                 Poll::Ready(Err(expired(
                     this.function,
                     start,

@@ -34,6 +34,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use error::TimeoutError;
+pub(crate) use future::expiring;
 pub use future::{Budgeted, Timeout};
 
 /// How a function's return type reports a timeout.
@@ -172,7 +173,7 @@ impl TimeoutSite {
         if kind_off(Kind::Timeout) {
             return Timeout::passthrough(self.function, future);
         }
-        match gate(Kind::Timeout, self.function, self.policy, |e| {
+        match gate(Kind::Timeout, &[Some(self.function), self.policy], |e| {
             (None, e.timeout.map(|limit| limit.0))
         }) {
             Gate::Defaults | Gate::Override(None) => {

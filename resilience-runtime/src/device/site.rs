@@ -99,7 +99,7 @@ impl DeviceSite {
     pub(super) fn options(&self) -> Option<DeviceOptions> {
         use crate::policy::{FallbackKind, Gate, Kind, ReturnTo, gate};
         self.known.note(self.function, self.policy);
-        match gate(Kind::Device, self.function, self.policy, |e| {
+        match gate(Kind::Device, &[Some(self.function), self.policy], |e| {
             let device = e.device.unwrap_or_default();
             (device.enabled, device)
         }) {

@@ -77,7 +77,7 @@ pub enum Kind {
 }
 
 /// What one entry overrides.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Entry {
     #[serde(default)]
@@ -94,6 +94,50 @@ pub(crate) struct Entry {
     #[serde(default)]
     pub(crate) device: Option<DeviceEntry>,
 }
+
+/// Field by field: each field of `self`, or else of `other`.
+macro_rules! or_fields {
+    ($ty:ident { $($field:ident),* } $(, $table:ident)*) => {
+        impl $ty {
+            pub(crate) fn or(self, other: &Self) -> Self {
+                Self {
+                    $($field: self.$field.or(other.$field),)*
+                    $($table: match (self.$table, other.$table) {
+                        (Some(mine), Some(theirs)) => Some(mine.or(&theirs)),
+                        (mine, theirs) => mine.or(theirs),
+                    },)*
+                }
+            }
+        }
+    };
+}
+
+or_fields!(Entry { enabled, timeout }, retry, circuit_breaker, device);
+or_fields!(RetryEntry {
+    enabled,
+    attempts,
+    backoff,
+    base,
+    factor,
+    max_delay,
+    jitter
+});
+or_fields!(BreakerEntry {
+    enabled,
+    failure_rate,
+    window,
+    min_calls,
+    open_for,
+    half_open_probes,
+    slow_call
+});
+or_fields!(DeviceEntry {
+    enabled,
+    fallback,
+    return_to,
+    sticky,
+    retries
+});
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

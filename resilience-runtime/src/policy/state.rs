@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::*};
-use std::sync::{Arc, Mutex, Once, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 
 use arc_swap::ArcSwapOption;
 
@@ -45,35 +45,47 @@ fn flags() -> u32 {
     if flags & INIT != 0 { flags } else { init() }
 }
 
-/// Reads `RESILIENCE_DISABLE` and `RESILIENCE_POLICY_FILE`, once.
+/// Reads `RESILIENCE_DISABLE` and `RESILIENCE_POLICY_FILE`, once, before
+/// anything else sets the flags: the first call of an attribute, or of
+/// [`load`](super::load), [`reload`](super::reload) or [`clear`](super::clear),
+/// whichever comes first.
 #[cold]
-fn init() -> u32 {
+pub(super) fn init() -> u32 {
     INIT_ONCE.call_once(|| {
-        let mut off = 0;
-        if let Ok(value) = std::env::var("RESILIENCE_DISABLE") {
-            for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-                off |= match word {
-                    "all" => OFF_ALL,
-                    "timeout" => kind_bit(Kind::Timeout),
-                    "retry" => kind_bit(Kind::Retry),
-                    "breaker" => kind_bit(Kind::Breaker),
-                    "device" => kind_bit(Kind::Device),
-                    other => {
-                        tracing::warn!(value = other, "RESILIENCE_DISABLE: unknown kind; expected all, timeout, retry, breaker or device");
-                        0
-                    }
-                };
-            }
-        }
+        let off = std::env::var("RESILIENCE_DISABLE").map_or(0, |value| env_off(&value));
         ENV_OFF.store(off, Relaxed);
         FLAGS.fetch_or(INIT | off, Release);
-        if let Some(path) = std::env::var_os("RESILIENCE_POLICY_FILE")
-            && let Err(error) = apply(Path::new(&path))
-        {
-            tracing::warn!(%error, "RESILIENCE_POLICY_FILE not applied; attributes keep their own settings");
+        if let Some(path) = std::env::var_os("RESILIENCE_POLICY_FILE") {
+            let loading = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Err(error) = apply_locked(Path::new(&path), &loading) {
+                tracing::warn!(%error, "RESILIENCE_POLICY_FILE not applied; attributes keep their own settings");
+            }
         }
     });
     FLAGS.load(Acquire)
+}
+
+/// The kinds a `RESILIENCE_DISABLE` value switches off: `all`, or a comma
+/// list of kinds, in any case.
+fn env_off(value: &str) -> u32 {
+    let mut off = 0;
+    for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        off |= match word.to_ascii_lowercase().as_str() {
+            "all" => OFF_ALL,
+            "timeout" => kind_bit(Kind::Timeout),
+            "retry" => kind_bit(Kind::Retry),
+            "breaker" => kind_bit(Kind::Breaker),
+            "device" => kind_bit(Kind::Device),
+            _ => {
+                tracing::warn!(
+                    value = word,
+                    "RESILIENCE_DISABLE: unknown kind ignored; valid ones are all, timeout, retry, breaker and device"
+                );
+                0
+            }
+        };
+    }
+    off
 }
 
 /// True when no file and no kill switch is in force: every site runs as
@@ -100,14 +112,14 @@ pub fn all_off(function: &'static str, layers: &[(Kind, Option<&'static str>)]) 
         return false;
     }
     layers.iter().all(|&(kind, policy)| {
-        flags & (OFF_ALL | kind_bit(kind)) != 0 || entry_off(flags, kind, function, policy)
+        flags & (OFF_ALL | kind_bit(kind)) != 0 || entry_off(flags, kind, &[Some(function), policy])
     })
 }
 
 #[cold]
-fn entry_off(flags: u32, kind: Kind, function: &'static str, policy: Option<&'static str>) -> bool {
+fn entry_off(flags: u32, kind: Kind, keys: &[Option<&'static str>]) -> bool {
     matches!(
-        gate_slow(flags, kind, function, policy, |entry| {
+        gate_slow(flags, kind, keys, |entry| {
             let enabled = match kind {
                 Kind::Timeout => None,
                 Kind::Retry => entry.retry.and_then(|r| r.enabled),
@@ -130,29 +142,27 @@ pub(crate) enum Gate<T> {
     Override(T),
 }
 
-/// Asks the policy about a call of a `kind` site of `function`, known also
-/// as `policy`; `pick` reads the entry's part for this kind as
-/// `(enabled, overrides)`.
+/// Asks the policy about a call of a `kind` site known by `keys` (its
+/// function path, its `policy = "…"` name, …, in that precedence); `pick`
+/// reads the entry's part for this kind as `(enabled, overrides)`.
 #[inline]
 pub(crate) fn gate<T>(
     kind: Kind,
-    function: &'static str,
-    policy: Option<&'static str>,
+    keys: &[Option<&'static str>],
     pick: impl FnOnce(&Entry) -> (Option<bool>, T),
 ) -> Gate<T> {
     let flags = flags();
     if flags == INIT {
         return Gate::Defaults;
     }
-    gate_slow(flags, kind, function, policy, pick)
+    gate_slow(flags, kind, keys, pick)
 }
 
 #[cold]
 fn gate_slow<T>(
     flags: u32,
     kind: Kind,
-    function: &'static str,
-    policy: Option<&'static str>,
+    keys: &[Option<&'static str>],
     pick: impl FnOnce(&Entry) -> (Option<bool>, T),
 ) -> Gate<T> {
     if flags & (OFF_ALL | kind_bit(kind)) != 0 {
@@ -165,17 +175,21 @@ fn gate_slow<T>(
     let Some(snapshot) = snapshot.as_deref() else {
         return Gate::Defaults;
     };
-    let entry = snapshot
-        .entries
-        .get(function)
-        .or_else(|| policy.and_then(|name| snapshot.entries.get(name)));
+    // Entries merge field by field: the first key that sets a field wins it.
+    let entry = keys
+        .iter()
+        .flatten()
+        .filter_map(|key| snapshot.entries.get(*key))
+        .fold(None, |merged: Option<Entry>, entry| {
+            Some(merged.map_or(*entry, |merged| merged.or(entry)))
+        });
     let Some(entry) = entry else {
         return Gate::Defaults;
     };
     if entry.enabled == Some(false) {
         return Gate::Off;
     }
-    match pick(entry) {
+    match pick(&entry) {
         (Some(false), _) => Gate::Off,
         (_, overrides) => Gate::Override(overrides),
     }
@@ -216,7 +230,13 @@ impl Known {
 /// Reads `path`, and puts it in force for the calls that start afterwards.
 /// A file that cannot be used changes nothing.
 pub(crate) fn apply(path: &Path) -> Result<(), PolicyError> {
-    let _loading = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
+    init();
+    let loading = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
+    apply_locked(path, &loading)
+}
+
+/// [`apply`], holding `LOADING`.
+fn apply_locked(path: &Path, _loading: &MutexGuard<'_, ()>) -> Result<(), PolicyError> {
     let policy = file::read(path)?;
     let known = KNOWN.lock().unwrap_or_else(PoisonError::into_inner);
     for key in policy.policies.keys() {
@@ -245,13 +265,17 @@ pub(crate) fn apply(path: &Path) -> Result<(), PolicyError> {
     Ok(())
 }
 
+/// Reads the last file again. The path is read under the same lock as the
+/// load, so a reload never puts an older file back over a newer one.
 pub(crate) fn reapply() -> Result<(), PolicyError> {
+    init();
+    let loading = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
     let last = LAST_FILE
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
     match last {
-        Some(path) => apply(&path),
+        Some(path) => apply_locked(&path, &loading),
         None => Err(PolicyError::new(
             Path::new("<none>"),
             None,
@@ -261,9 +285,25 @@ pub(crate) fn reapply() -> Result<(), PolicyError> {
 }
 
 pub(crate) fn clear() {
-    let _loading = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
     init();
+    let _loading = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
     SNAPSHOT.store(None);
     *LAST_FILE.lock().unwrap_or_else(PoisonError::into_inner) = None;
     FLAGS.store(INIT | ENV_OFF.load(Relaxed), Release);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::env_off;
+    use super::{Kind, OFF_ALL, kind_bit};
+
+    #[test]
+    fn disable_accepts_kinds_in_any_case() {
+        assert_eq!(env_off("ALL"), OFF_ALL);
+        assert_eq!(
+            env_off(" Retry, BREAKER ,"),
+            kind_bit(Kind::Retry) | kind_bit(Kind::Breaker)
+        );
+        assert_eq!(env_off("timeouts"), 0);
+    }
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::{Backoff, Growth, Jitter, RetryOutput};
+use crate::breaker::CircuitOpenError;
 use crate::policy::{BackoffKind, Gate, JitterKind, Kind, Known, at_defaults, gate, kind_off};
 
 /// What `#[retry(...)]` was asked for.
@@ -55,7 +56,7 @@ impl RetrySite {
 
     #[cold]
     fn options_from_policy(&self) -> RetryOptions {
-        match gate(Kind::Retry, self.function, self.policy, |e| {
+        match gate(Kind::Retry, &[Some(self.function), self.policy], |e| {
             let retry = e.retry.unwrap_or_default();
             (retry.enabled, retry)
         }) {
@@ -117,6 +118,9 @@ pub struct Retrier {
     site: &'static RetrySite,
     options: RetryOptions,
     failures: u32,
+    /// Set when the last attempt was rejected by an open circuit breaker:
+    /// when it will let a probe through, if it will by itself.
+    rejection: Option<Option<Duration>>,
 }
 
 impl Retrier {
@@ -127,7 +131,14 @@ impl Retrier {
             site,
             options: site.options(),
             failures: 0,
+            rejection: None,
         }
+    }
+
+    /// The attempt is being rejected by an open circuit breaker.
+    #[cold]
+    pub fn rejected(&mut self, error: &CircuitOpenError) {
+        self.rejection = Some(error.retry_after());
     }
 
     /// After a failed attempt (`retryable`: whether its error is worth
@@ -150,6 +161,19 @@ impl Retrier {
             return Next::Stop;
         }
         let delay = self.options.backoff.delay(attempts, fastrand::f64());
+        if let Some(retry_after) = self.rejection.take()
+            && retry_after.is_none_or(|after| after > delay)
+        {
+            // The breaker would reject the next attempt too.
+            tracing::warn!(
+                function = site.function,
+                attempts,
+                retry_after_ms = retry_after.map(millis),
+                delay_ms = millis(delay),
+                "giving up: the circuit breaker is open beyond the next delay"
+            );
+            return Next::Stop;
+        }
         if let Some(left) = crate::deadline::remaining()
             && delay >= left
         {
