@@ -293,3 +293,29 @@ async fn the_kill_switch_turns_attributes_into_pass_throughs() {
         "back to its own settings"
     );
 }
+
+#[retry(attempts = 1, base = "1ms", jitter = "none", policy = "merged")]
+#[timeout_async(ms = 100, policy = "merged")]
+async fn merged(calls: &AtomicU32, delay: Duration) -> Result<(), TimeoutError> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    sleep(delay).await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn entries_by_path_and_by_name_merge_field_by_field() {
+    let _turn = TURN.lock().await;
+    // The name entry sets the retry and a timeout; the path entry sets only a
+    // timeout, which wins for that field. The name's retry still applies.
+    let path = write(
+        "merge.toml",
+        "[policies.merged]\ntimeout = \"1s\"\n[policies.merged.retry]\nattempts = 3\n\
+         [policies.\"policy::merged\"]\ntimeout = \"20ms\"\n",
+    );
+    policy::load(&path).unwrap();
+    let calls = AtomicU32::new(0);
+    let err = merged(&calls, Duration::from_secs(5)).await.unwrap_err();
+    assert_eq!(err.limit(), Duration::from_millis(20), "the path's timeout");
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "the name's retry");
+    policy::clear();
+}

@@ -63,22 +63,31 @@ fn no_suffix(value: &Expr, name: Option<&Ident>) -> syn::Result<()> {
     if suffix.is_empty() {
         return Ok(());
     }
-    let time_unit = matches!(
-        suffix,
-        "ns" | "us" | "µs" | "ms" | "s" | "sec" | "secs" | "m" | "min" | "h" | "hr" | "d"
-    );
     let message = match name.map(|n| n.to_string()) {
-        Some(name) if name == "ms" || name == "secs" => format!(
-            "`{name} = …` takes a plain number; write `{name} = {digits}`, or the duration as text alone: `(\"{digits}{suffix}\")`"
-        ),
-        Some(name) if time_unit => format!(
-            "a number with a suffix is not a duration; write `{name} = \"{digits}{suffix}\"`"
-        ),
-        None if time_unit => format!(
+        Some(name) if name == "ms" || name == "secs" => {
+            let unit = if name == "ms" {
+                "milliseconds"
+            } else {
+                "seconds"
+            };
+            format!(
+                "`{name} = …` takes a plain number of {unit}; write `{name} = {digits}` for {digits} {unit}, or the duration alone as text: `(\"{digits}{suffix}\")`"
+            )
+        }
+        Some(name)
+            if matches!(
+                name.as_str(),
+                "base" | "max_delay" | "open_for" | "slow_call"
+            ) =>
+        {
+            format!(
+                "a number with a suffix is not a duration; write `{name} = \"{digits}{suffix}\"`"
+            )
+        }
+        Some(name) => format!("`{name}` takes a plain number; write `{name} = {digits}`"),
+        None => format!(
             "a number with a suffix is not a duration; write it as text, `\"{digits}{suffix}\"`, or as `ms = …` / `secs = …`"
         ),
-        Some(name) => format!("`{name}` takes a plain number; write `{name} = {digits}`"),
-        None => format!("expected a plain number; write `{digits}`"),
     };
     Err(syn::Error::new(span, message))
 }

@@ -258,3 +258,32 @@ pub(crate) fn quieted(item: TokenStream) -> TokenStream {
         Err(_) => item,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ours;
+
+    #[test]
+    fn only_this_crates_attributes_are_ours() {
+        let attrs: Vec<syn::Attribute> = vec![
+            syn::parse_quote!(#[retry]),
+            syn::parse_quote!(#[resilience_runtime::timeout_async(1)]),
+            syn::parse_quote!(#[resilience_macros::circuit_breaker]),
+            syn::parse_quote!(#[other::retry(3)]),
+            syn::parse_quote!(#[a::resilience_runtime::retry]),
+            syn::parse_quote!(#[instrument]),
+        ];
+        let found: Vec<_> = attrs.iter().map(ours).collect();
+        assert_eq!(
+            found,
+            [
+                Some("retry"),
+                Some("timeout_async"),
+                Some("circuit_breaker"),
+                None,
+                None,
+                None
+            ]
+        );
+    }
+}

@@ -120,7 +120,9 @@ pub fn propagate<F: IntoFuture>(future: F) -> Budgeted<F::IntoFuture> {
 /// Runs `future` with a deadline `limit` from now, nested in any enclosing budget.
 ///
 /// The clock starts when `timeout` is called, as with `tokio::time::timeout`.
-/// Errors report the function `resilience_runtime::timeout`.
+/// Errors report the function `resilience_runtime::timeout`. The kill switch
+/// for timeouts (`RESILIENCE_DISABLE=timeout` or `all`, or a policy file's
+/// `disabled_kinds`) makes it a pass-through too.
 ///
 /// ```
 /// # use std::time::Duration;
@@ -134,7 +136,11 @@ pub fn propagate<F: IntoFuture>(future: F) -> Budgeted<F::IntoFuture> {
 /// # }
 /// ```
 pub fn timeout<F: IntoFuture>(limit: Duration, future: F) -> Timeout<F::IntoFuture> {
-    Timeout::new("resilience_runtime::timeout", limit, future.into_future())
+    const FUNCTION: &str = "resilience_runtime::timeout";
+    if crate::policy::kind_off(crate::policy::Kind::Timeout) {
+        return Timeout::passthrough(FUNCTION, future.into_future());
+    }
+    Timeout::new(FUNCTION, limit, future.into_future())
 }
 
 /// One `#[timeout_async]` function, as its expansion declares it.
