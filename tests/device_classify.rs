@@ -1,4 +1,4 @@
-//! Every real device error message in the shared fixtures gets its class.
+//! Every real device error message in `tests/fixtures` gets its class.
 
 use resilience_runtime::device::{DeviceErrorKind, classify};
 
@@ -42,7 +42,7 @@ fn field(line: &str, name: &str) -> String {
 fn every_fixture_message_is_classified_correctly() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/device_errors.jsonl"
+        "/tests/fixtures/device_errors.jsonl"
     );
     let fixtures = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut wrong = Vec::new();

@@ -87,7 +87,7 @@ fn scaled_result(x: &Tensor, factor: f64) -> Result<Tensor, DeviceError> {
     Ok(x.f_mul_scalar(factor)?)
 }
 
-/// Real messages from the shared fixtures, one per kind.
+/// Real messages from `tests/fixtures`, one per kind.
 const MESSAGES: [(&str, DeviceErrorKind); 6] = [
     (
         "NotImplementedError: The operator 'aten::_slow_conv2d_forward' is not currently implemented for the MPS device.",
@@ -379,27 +379,4 @@ fn methods_of_a_small_nn_model() {
     assert_eq!(got.size(), [2, 2]);
     assert_eq!(values(&got), expected);
     assert_eq!(stats_of("forward_on").unavailable, 1);
-}
-
-/// Asks the device for far more memory than any card has, then does the work.
-#[safe_mps_op]
-fn doubled_after_hog(x: &Tensor, device: Device) -> Tensor {
-    if device.is_cuda() {
-        // 400 GiB of f32: a real out-of-memory on any GPU.
-        let _hog = Tensor::empty([100 * (1 << 30)], (Kind::Float, device));
-    }
-    x.to_device(device) * 2
-}
-
-#[test]
-fn a_real_cuda_out_of_memory_falls_back_to_cpu() {
-    if no_gpu() {
-        println!("skipped: no CUDA GPU on this machine, so no real CUDA out-of-memory to provoke");
-        return;
-    }
-    let x = matrix();
-    let result = doubled_after_hog(&x, Device::Cuda(0));
-    assert_eq!(values(&result), values(&(&x * 2)));
-    let stats = stats_of("doubled_after_hog");
-    assert_eq!((stats.out_of_memory, stats.failures), (1, 0));
 }

@@ -3,6 +3,7 @@
 //! This crate is an implementation detail: depend on `resilience-runtime`, which
 //! re-exports these attributes and provides everything their expansions call.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 use proc_macro::TokenStream;

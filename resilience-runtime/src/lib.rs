@@ -31,6 +31,7 @@
 //! and the standard library only through `::core`, so the attributes work in any
 //! crate, with no direct dependency on tokio or tracing.
 #![doc(test(attr(deny(warnings))))]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod breaker;
@@ -181,18 +182,27 @@ pub use deadline::{TimeoutError, timeout};
 /// What expanded attributes call. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::deadline::{FromTimeout, TimeoutSite};
-    #[cfg(feature = "tch")]
-    pub use crate::device::__private as device;
-    pub use crate::policy::{Kind, all_off};
+    pub use crate::deadline::FromTimeout;
+    pub use crate::deadline::site::TimeoutSite;
+    pub use crate::policy::Kind;
+    pub use crate::policy::state::all_off;
     pub mod breaker {
         pub use crate::breaker::FromCircuitOpen;
         pub use crate::breaker::site::BreakerSite;
         pub use crate::breaker::state::{BreakerConfig, Outcome};
     }
     pub mod retry {
-        pub use crate::retry::{
-            Backoff, Growth, Jitter, Next, Retrier, RetryOptions, RetrySite, any_error, outcome,
+        pub use crate::retry::run::{Next, Retrier, RetryOptions, RetrySite, any_error, outcome};
+        pub use crate::retry::{Backoff, Jitter};
+    }
+    #[cfg(feature = "tch")]
+    pub mod device {
+        pub use crate::device::args::{
+            Arg, LocateOther, LocateTensor, OutputOf, Param, PlainMoveBack, PlainStay,
+            ResultMoveBack, ResultStay, Target, ViaClone, ViaCopy, ViaTensor, origin,
         };
+        pub use crate::device::fallback::{run, run_async};
+        pub use crate::device::site::{DeviceOptions, DeviceSite};
+        pub use tch::TchError;
     }
 }

@@ -64,6 +64,21 @@ fn test() -> Result<(), String> {
     with_torch.require_suite("device_libtorch")?;
     with_torch.require_suite("device_fallback")?;
     summary.add(with_torch);
+    if gpu_present() {
+        let cuda = Cargo::new([
+            "test",
+            "--features",
+            "tch",
+            "--test",
+            "device_cuda",
+            "--",
+            "--ignored",
+        ])
+        .env(&torch);
+        let on_gpu = Step::new("tests on the GPU").cargo_counting(cuda)?;
+        on_gpu.require_suite("device_cuda")?;
+        summary.add(on_gpu);
+    }
     println!("{summary}");
     Ok(())
 }
@@ -80,6 +95,14 @@ fn demo() -> Result<(), String> {
         "tensor_fallback",
     ];
     Step::new("tensor fallback").cargo(Cargo::new(example).env(&torch))
+}
+
+/// Whether `nvidia-smi` finds a GPU, for the tests that need one.
+fn gpu_present() -> bool {
+    std::process::Command::new("nvidia-smi")
+        .arg("--list-gpus")
+        .output()
+        .is_ok_and(|out| out.status.success() && !out.stdout.is_empty())
 }
 
 fn clippy(extra: &[&'static str]) -> Vec<&'static str> {

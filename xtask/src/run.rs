@@ -105,10 +105,20 @@ impl Summary {
     fn read(&mut self, line: &str) {
         let line = line.trim();
         if let Some(target) = line.strip_prefix("Running ") {
-            // `Running tests/device_fallback.rs (target/debug/deps/…)`
+            // `Running tests/device_fallback.rs (target/debug/deps/…)`, or
+            // `Running unittests src/lib.rs (target/debug/deps/crate_name-hash)`
             let path = target.split_whitespace().next().unwrap_or(target);
-            let stem = path.rsplit('/').next().unwrap_or(path);
-            self.current = stem.trim_end_matches(".rs").to_owned();
+            self.current = if path == "unittests" {
+                let binary = target.rsplit('/').next().unwrap_or(target);
+                let binary = binary.trim_end_matches(')');
+                binary
+                    .rsplit_once('-')
+                    .map_or(binary, |(name, _)| name)
+                    .to_owned()
+            } else {
+                let stem = path.rsplit('/').next().unwrap_or(path);
+                stem.trim_end_matches(".rs").to_owned()
+            };
         } else if let Some(krate) = line.strip_prefix("Doc-tests ") {
             self.current = format!("doctests of {krate}");
         } else if let Some(result) = line.strip_prefix("test result: ") {

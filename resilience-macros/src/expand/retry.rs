@@ -88,10 +88,11 @@ pub(super) fn wrap(args: &RetryArgs, item: &FnItem, inner: Inner) -> TokenStream
         policy,
     } = args;
     let policy = policy_option(policy.as_ref());
-    let growth = if *exponential {
-        quote!(Exponential)
+    // `exponential(base, factor)` or `constant(base)`.
+    let (growth, factor) = if *exponential {
+        (quote!(exponential), quote!(, #factor))
     } else {
-        quote!(Constant)
+        (quote!(constant), TokenStream::new())
     };
     let jitter = Ident::new(
         match *jitter {
@@ -129,13 +130,9 @@ pub(super) fn wrap(args: &RetryArgs, item: &FnItem, inner: Inner) -> TokenStream
             #policy,
             #private::RetryOptions {
                 attempts: #attempts,
-                backoff: #private::Backoff {
-                    growth: #private::Growth::#growth,
-                    base: #base,
-                    factor: #factor,
-                    max_delay: #max_delay,
-                    jitter: #private::Jitter::#jitter,
-                },
+                backoff: #private::Backoff::#growth(#base #factor)
+                    .max_delay(#max_delay)
+                    .jitter(#private::Jitter::#jitter),
             },
         );
         let mut #retrier = #private::Retrier::new(&#site);

@@ -226,3 +226,26 @@ fn expired(
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
+
+impl<F> std::fmt::Debug for Budgeted<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Budgeted")
+            .field("budget", &self.budget)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> std::fmt::Debug for Timeout<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut debug = f.debug_struct("Timeout");
+        debug.field("function", &self.function);
+        if let Some(start) = self.start {
+            debug
+                .field("deadline", &Self::deadline(start, self.limit_nanos))
+                .field("inherited", &self.inherited);
+        }
+        debug
+            .field("completed", &self.future.is_none())
+            .finish_non_exhaustive()
+    }
+}

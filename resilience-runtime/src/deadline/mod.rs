@@ -28,6 +28,7 @@
 
 mod error;
 mod future;
+pub(crate) mod site;
 
 use std::time::Duration;
 
@@ -141,52 +142,4 @@ pub fn timeout<F: IntoFuture>(limit: Duration, future: F) -> Timeout<F::IntoFutu
         return Timeout::passthrough(FUNCTION, future.into_future());
     }
     Timeout::new(FUNCTION, limit, future.into_future())
-}
-
-/// One `#[timeout_async]` function, as its expansion declares it.
-#[doc(hidden)]
-pub struct TimeoutSite {
-    function: &'static str,
-    policy: Option<&'static str>,
-    limit: Duration,
-    known: crate::policy::Known,
-}
-
-impl TimeoutSite {
-    /// The site of `function`, with its limit and `policy = "…"` name.
-    pub const fn new(
-        function: &'static str,
-        policy: Option<&'static str>,
-        limit: Duration,
-    ) -> Self {
-        Self {
-            function,
-            policy,
-            limit,
-            known: crate::policy::Known::new(),
-        }
-    }
-
-    /// Runs `future` under this site's deadline, as the policy in force says.
-    #[inline]
-    pub fn run<F: IntoFuture>(&'static self, future: F) -> Timeout<F::IntoFuture> {
-        use crate::policy::{Gate, Kind, at_defaults, gate, kind_off};
-        self.known.note(self.function, self.policy);
-        let future = future.into_future();
-        if at_defaults() {
-            return Timeout::new(self.function, self.limit, future);
-        }
-        if kind_off(Kind::Timeout) {
-            return Timeout::passthrough(self.function, future);
-        }
-        match gate(Kind::Timeout, &[Some(self.function), self.policy], |e| {
-            (None, e.timeout.map(|limit| limit.0))
-        }) {
-            Gate::Defaults | Gate::Override(None) => {
-                Timeout::new(self.function, self.limit, future)
-            }
-            Gate::Override(Some(limit)) => Timeout::new(self.function, limit, future),
-            Gate::Off => Timeout::passthrough(self.function, future),
-        }
-    }
 }

@@ -8,8 +8,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// The kind of a device error, which decides whether a CPU rerun may help.
-#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum DeviceErrorKind {
     /// The op has no kernel for this device (e.g. an MPS op not implemented yet).
     UnsupportedOp,

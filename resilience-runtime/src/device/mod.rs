@@ -5,14 +5,14 @@
 //! tell an out-of-memory from an unsupported op in a message.
 
 #[cfg(feature = "tch")]
-mod args;
+pub(crate) mod args;
 mod classify;
 #[cfg(feature = "tch")]
 mod error;
 #[cfg(feature = "tch")]
-mod fallback;
+pub(crate) mod fallback;
 #[cfg(feature = "tch")]
-mod site;
+pub(crate) mod site;
 
 #[cfg(feature = "tch")]
 pub use args::{FromDeviceError, TensorArg, ToOrigin};
@@ -21,16 +21,3 @@ pub use classify::{DeviceErrorKind, classify, normalize};
 pub use error::DeviceError;
 #[cfg(feature = "tch")]
 pub use site::{FunctionStats, reset_health, stats};
-
-/// What `#[safe_mps_op]` expansions call.
-#[cfg(feature = "tch")]
-#[doc(hidden)]
-pub mod __private {
-    pub use super::args::{
-        Arg, LocateOther, LocateTensor, OutputOf, Param, PlainMoveBack, PlainStay, ResultMoveBack,
-        ResultStay, Target, ViaClone, ViaCopy, ViaTensor, origin,
-    };
-    pub use super::fallback::{run, run_async};
-    pub use super::site::{DeviceOptions, DeviceSite};
-    pub use tch::TchError;
-}

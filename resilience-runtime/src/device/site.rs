@@ -2,7 +2,6 @@
 //! the function is known to fail on. One `static` per annotated function, so
 //! the success path touches no lock and no map.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 
@@ -45,12 +44,6 @@ pub struct DeviceSite {
 /// Every site that has been called, for [`stats`] and [`reset_health`].
 static SITES: Mutex<Vec<&'static DeviceSite>> = Mutex::new(Vec::new());
 
-thread_local! {
-    /// The site whose next call runs its body directly: set just before a
-    /// rerun calls the function again, and taken by that call.
-    static BYPASS: Cell<*const DeviceSite> = const { Cell::new(std::ptr::null()) };
-}
-
 impl DeviceSite {
     #[doc(hidden)]
     pub const fn new(
@@ -70,26 +63,6 @@ impl DeviceSite {
             failures: AtomicU64::new(0),
             sticky: AtomicU64::new(0),
             absent: AtomicU64::new(0),
-        }
-    }
-
-    /// Marks the next call of this function, on this thread, as a rerun.
-    #[doc(hidden)]
-    #[inline]
-    pub fn bypass_next(&'static self) {
-        BYPASS.set(self);
-    }
-
-    /// True (once) when this call is a rerun and must run the body directly.
-    #[doc(hidden)]
-    #[inline]
-    pub fn bypassed(&'static self) -> bool {
-        let bypass = BYPASS.get();
-        if std::ptr::eq(bypass, self) {
-            BYPASS.set(std::ptr::null());
-            true
-        } else {
-            false
         }
     }
 

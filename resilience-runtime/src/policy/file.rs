@@ -65,6 +65,7 @@ fn yes() -> bool {
 /// A kind of attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Kind {
     /// `#[timeout_async]`
     Timeout,

@@ -33,7 +33,7 @@
 //! first use of any attribute.
 
 mod file;
-mod state;
+pub(crate) mod state;
 
 use std::path::Path;
 
@@ -41,10 +41,7 @@ pub(crate) use file::{BackoffKind, JitterKind};
 #[cfg(feature = "tch")]
 pub(crate) use file::{FallbackKind, ReturnTo};
 pub use file::{Kind, PolicyError};
-#[doc(hidden)]
-pub use state::Known;
-#[doc(hidden)]
-pub use state::all_off;
+pub(crate) use state::Known;
 pub(crate) use state::{Gate, at_defaults, gate, kind_off};
 
 /// Reads the policy file at `path` and puts it in force.

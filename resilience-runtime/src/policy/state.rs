@@ -201,17 +201,17 @@ static KNOWN: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
 
 /// Notes a site's keys on its first call.
 #[doc(hidden)]
-pub struct Known(AtomicBool);
+pub(crate) struct Known(AtomicBool);
 
 impl Known {
     #[allow(clippy::new_without_default)]
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self(AtomicBool::new(false))
     }
 
     /// Records `function` and `policy`, once per site.
     #[inline]
-    pub fn note(&self, function: &'static str, policy: Option<&'static str>) {
+    pub(crate) fn note(&self, function: &'static str, policy: Option<&'static str>) {
         if !self.0.load(Relaxed) {
             self.note_slow(function, policy);
         }

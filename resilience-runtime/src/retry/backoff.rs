@@ -5,6 +5,7 @@ use std::time::Duration;
 
 /// How delays grow between attempts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Growth {
     /// Every delay is `base`.
     Constant,
@@ -14,6 +15,7 @@ pub enum Growth {
 
 /// How much randomness spreads retries of many callers apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Jitter {
     /// The capped delay itself.
     None,
@@ -29,31 +31,61 @@ pub enum Jitter {
 /// use std::time::Duration;
 /// use resilience_runtime::retry::{Backoff, Growth, Jitter};
 ///
-/// let backoff = Backoff {
-///     growth: Growth::Exponential,
-///     base: Duration::from_millis(100),
-///     factor: 2.0,
-///     max_delay: Duration::from_millis(300),
-///     jitter: Jitter::None,
-/// };
+/// let backoff = Backoff::exponential(Duration::from_millis(100), 2.0)
+///     .max_delay(Duration::from_millis(300))
+///     .jitter(Jitter::None);
 /// let caps: Vec<_> = (1..=4).map(|n| backoff.cap(n).as_millis()).collect();
 /// assert_eq!(caps, [100, 200, 300, 300]);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
     /// Constant or exponential.
-    pub growth: Growth,
+    pub(crate) growth: Growth,
     /// The first delay.
-    pub base: Duration,
+    pub(crate) base: Duration,
     /// Growth per attempt, for `Growth::Exponential`.
-    pub factor: f64,
+    pub(crate) factor: f64,
     /// No delay is longer.
-    pub max_delay: Duration,
+    pub(crate) max_delay: Duration,
     /// Randomness applied to the capped delay.
-    pub jitter: Jitter,
+    pub(crate) jitter: Jitter,
 }
 
 impl Backoff {
+    /// Every delay is `base`; at most 2 s, with full jitter (the defaults of
+    /// `#[retry]`).
+    pub const fn constant(base: Duration) -> Self {
+        Self {
+            growth: Growth::Constant,
+            base,
+            factor: 1.0,
+            max_delay: Duration::from_secs(2),
+            jitter: Jitter::Full,
+        }
+    }
+
+    /// `base`, `base * factor`, `base * factor²`, …; at most 2 s, with full
+    /// jitter (the defaults of `#[retry]`).
+    pub const fn exponential(base: Duration, factor: f64) -> Self {
+        Self {
+            growth: Growth::Exponential,
+            factor,
+            ..Self::constant(base)
+        }
+    }
+
+    /// No delay is longer than `max_delay`.
+    #[must_use]
+    pub const fn max_delay(self, max_delay: Duration) -> Self {
+        Self { max_delay, ..self }
+    }
+
+    /// The randomness applied to each capped delay.
+    #[must_use]
+    pub const fn jitter(self, jitter: Jitter) -> Self {
+        Self { jitter, ..self }
+    }
+
     /// The delay after the `failures`-th failure (from 1), before jitter.
     pub fn cap(&self, failures: u32) -> Duration {
         let delay = match self.growth {

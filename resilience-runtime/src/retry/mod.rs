@@ -9,11 +9,9 @@
 //! repeatable, for tests.
 
 mod backoff;
-mod run;
+pub(crate) mod run;
 
 pub use backoff::{Backoff, Growth, Jitter};
-#[doc(hidden)]
-pub use run::{Next, Retrier, RetryOptions, RetrySite, any_error, outcome};
 
 /// Seeds this thread's jitter generator, so that delays repeat from run to run.
 ///
