@@ -1,6 +1,7 @@
-//! Every state change of a circuit breaker is one WARN event. One test in its
-//! own binary: tracing caches each call site's interest, and a test running in
-//! parallel without a subscriber could hide the event.
+//! Every state change of a circuit breaker is one WARN event, and so is a
+//! shared breaker given other settings. In a binary of their own, each test
+//! installing its recorder before any call: tracing caches each call site's
+//! interest, and a test running without a subscriber could hide the event.
 
 mod common;
 
@@ -65,4 +66,41 @@ async fn state_changes_are_warn_events() {
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
     assert_eq!(changes, expected);
+    let opened = &recorder.events()[0];
+    assert_eq!(opened.field("failure_rate"), "1.0");
+    assert_eq!((opened.field("failed"), opened.field("calls")), ("2", "2"));
+}
+
+#[circuit_breaker(window = 10, name = "shared-settings")]
+async fn first_site() -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+#[circuit_breaker(window = 4, min_calls = 4, name = "shared-settings")]
+async fn second_site() -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+#[circuit_breaker(window = 10, name = "shared-settings")]
+async fn same_settings() -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn sites_sharing_a_breaker_with_other_settings_warn_once() {
+    let (recorder, _guard) = Recorder::install();
+    first_site().await.unwrap();
+    same_settings().await.unwrap();
+    for _ in 0..3 {
+        second_site().await.unwrap();
+    }
+    let warnings: Vec<_> = recorder
+        .events()
+        .into_iter()
+        .filter(|e| e.fields.get("breaker").map(String::as_str) == Some("shared-settings"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].level, Level::WARN);
+    assert_eq!(warnings[0].field("function"), "breaker_events::second_site");
+    assert_eq!(warnings[0].field("first"), "breaker_events::first_site");
 }

@@ -125,3 +125,29 @@ async fn futures_print_their_deadline() {
     let propagated = format!("{:?}", deadline::propagate(async {}));
     assert_eq!(propagated, "Budgeted { budget: None, .. }");
 }
+
+#[timeout_async(1)]
+async fn waits_once() -> Result<(), TimeoutError> {
+    tokio::task::yield_now().await;
+    Ok(())
+}
+
+#[test]
+fn waiting_outside_a_runtime_names_the_function_and_the_requirement() {
+    // Polled by hand, with no runtime: a body that is ready at once needs
+    // no timer and succeeds; one that waits needs a runtime.
+    let ready = std::pin::pin!(timeout(Duration::from_secs(1), async { 7 }));
+    let polled = ready.poll(&mut Context::from_waker(Waker::noop()));
+    assert_eq!(polled, std::task::Poll::Ready(Ok(7)));
+
+    let caught = std::panic::catch_unwind(|| {
+        let waiting = std::pin::pin!(waits_once());
+        let _ = waiting.poll(&mut Context::from_waker(Waker::noop()));
+    });
+    let message = *caught.unwrap_err().downcast::<String>().unwrap();
+    assert!(message.contains("deadline_budget::waits_once"), "{message}");
+    assert!(
+        message.contains("need a tokio runtime with timers enabled"),
+        "{message}"
+    );
+}

@@ -38,6 +38,7 @@ pub mod breaker;
 pub mod chaos;
 pub mod deadline;
 pub mod device;
+mod events;
 pub mod policy;
 pub mod retry;
 
@@ -192,8 +193,9 @@ pub mod __private {
         pub use crate::breaker::state::{BreakerConfig, Outcome};
     }
     pub mod retry {
-        pub use crate::retry::run::{Next, Retrier, RetryOptions, RetrySite, any_error, outcome};
-        pub use crate::retry::{Backoff, Jitter};
+        pub use crate::events::{Shown, ShownByDebug, ShownByDisplay, Unshown};
+        pub use crate::retry::run::{Next, Retrier, RetryOptions, RetrySite, any_error, wait};
+        pub use crate::retry::{Backoff, Jitter, RetryOutput};
     }
     #[cfg(feature = "tch")]
     pub mod device {

@@ -115,14 +115,16 @@ pub(super) fn wrap(args: &RetryArgs, item: &FnItem, inner: Inner) -> TokenStream
     let site = private_ident("__RESILIENCE_RETRY");
     let retrier = private_ident(RETRIER);
     let output = private_ident("__resilience_output");
-    let retryable = private_ident("__resilience_retryable");
+    let error = private_ident("__resilience_error");
+    let next = private_ident("__resilience_next");
+    let delay = private_ident("__resilience_delay");
     // Spanned at the return type: one that is not a `Result` is reported there.
     let output_here = Ident::new(
         "__resilience_output",
         Span::mixed_site().located_at(output_span),
     );
     let failure = quote_spanned!(output_span=>
-        ::resilience_runtime::__private::retry::outcome(&#output_here, #when)
+        ::resilience_runtime::__private::retry::RetryOutput::failure(&#output_here)
     );
     quote! {{
         static #site: #private::RetrySite = #private::RetrySite::new(
@@ -138,11 +140,19 @@ pub(super) fn wrap(args: &RetryArgs, item: &FnItem, inner: Inner) -> TokenStream
         let mut #retrier = #private::Retrier::new(&#site);
         loop {
             let #output = #inner;
-            // Only a failure awaits anything more.
-            if let ::core::option::Option::Some(#retryable) = #failure {
-                if let #private::Next::Retry = #retrier.next(#retryable).await {
-                    continue;
+            // Only a failure awaits anything more. The error is shown in
+            // events by `Display`, else `Debug`; it is not held across the
+            // wait.
+            let #next = match #failure {
+                ::core::option::Option::Some(#error) => {
+                    use #private::{ShownByDebug as _, ShownByDisplay as _};
+                    #retrier.next((#when)(#error), (&&&#private::Unshown(#error)).shown())
                 }
+                ::core::option::Option::None => #private::Next::Stop,
+            };
+            if let #private::Next::Wait(#delay) = #next {
+                #private::wait(#delay).await;
+                continue;
             }
             break #output;
         }

@@ -41,12 +41,14 @@ pub(super) fn wrap(args: &TimeoutArgs, item: &FnItem, inner: Inner) -> TokenStre
     let (secs, nanos) = (args.limit.as_secs(), args.limit.subsec_nanos());
     let policy = policy_option(args.policy.as_ref());
     let site = private_ident("__RESILIENCE_TIMEOUT");
+    let fail_soft = args.on_timeout.is_some();
     quote! {{
         static #site: ::resilience_runtime::__private::TimeoutSite =
             ::resilience_runtime::__private::TimeoutSite::new(
                 ::core::concat!(::core::module_path!(), "::", #function),
                 #policy,
                 ::core::time::Duration::new(#secs, #nanos),
+                #fail_soft,
             );
         match #site.run(#inner).await {
             ::core::result::Result::Ok(#output) => #output,

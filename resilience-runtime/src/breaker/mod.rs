@@ -84,13 +84,14 @@ impl From<CircuitOpenError> for std::io::Error {
 #[diagnostic::on_unimplemented(
     message = "`#[circuit_breaker]` cannot report a rejection through `{Self}`",
     label = "this return type has no way to carry a `CircuitOpenError`",
-    note = "return `Result<T, E>` where `E: From<resilience_runtime::CircuitOpenError>`"
+    note = "return `Result<T, E>` and add `impl From<resilience_runtime::CircuitOpenError> for E`"
 )]
 pub trait FromCircuitOpen {
     /// The value of a rejected call.
     fn from_circuit_open(error: CircuitOpenError) -> Self;
 }
 
+#[diagnostic::do_not_recommend]
 impl<T, E: From<CircuitOpenError>> FromCircuitOpen for Result<T, E> {
     #[inline]
     fn from_circuit_open(error: CircuitOpenError) -> Self {

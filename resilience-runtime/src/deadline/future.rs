@@ -9,6 +9,7 @@ use tokio::task::coop::{Unconstrained, unconstrained};
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::TimeoutError;
+use crate::events::{may_warn, millis};
 
 thread_local! {
     // The budget of the innermost scope being polled on this thread. It is set
@@ -117,6 +118,9 @@ pin_project! {
         limit_nanos: u64,
         function: &'static str,
         inherited: bool,
+        // The function returns a fail-soft value on timeout: an expected
+        // outcome, reported at INFO.
+        soft: bool,
     }
 }
 
@@ -140,7 +144,15 @@ impl<F: Future> Timeout<F> {
             limit_nanos: u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX),
             function,
             inherited,
+            soft: false,
         }
+    }
+
+    /// Reports its timeouts at INFO: the function answers them with a
+    /// fail-soft value.
+    #[inline]
+    pub(super) fn fail_soft(self, soft: bool) -> Self {
+        Self { soft, ..self }
     }
 
     /// A future that only forwards to `future`: no deadline, no budget.
@@ -153,6 +165,7 @@ impl<F: Future> Timeout<F> {
             limit_nanos: 0,
             function,
             inherited: false,
+            soft: false,
         }
     }
 }
@@ -182,7 +195,8 @@ impl<F: Future> Future for Timeout<F> {
             return Poll::Ready(Ok(output));
         }
         if this.sleep.is_none() {
-            this.sleep.set(Some(unconstrained(sleep_until(deadline))));
+            this.sleep
+                .set(Some(unconstrained(timer(this.function, deadline))));
         }
         let sleep = this.sleep.as_pin_mut().expect("set above");
         match sleep.poll(cx) {
@@ -196,10 +210,28 @@ impl<F: Future> Future for Timeout<F> {
                     start,
                     deadline,
                     *this.inherited,
+                    *this.soft,
                 )))
             }
         }
     }
+}
+
+/// The deadline's timer, created when the body first waits. Outside a tokio
+/// runtime, that is a panic that names the function and what it needs,
+/// rather than tokio's general one.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn timer(function: &'static str, deadline: Instant) -> Sleep {
+    if tokio::runtime::Handle::try_current().is_err() {
+        panic!(
+            "`{function}` waited under a deadline outside a tokio runtime; deadlines need a tokio \
+             runtime with timers enabled (`#[tokio::main]`, `#[tokio::test]`, or a runtime built with \
+             `enable_time()`)"
+        );
+    }
+    sleep_until(deadline)
 }
 
 /// Builds the error and reports it; out of line so the success path stays small.
@@ -210,21 +242,30 @@ fn expired(
     start: Instant,
     deadline: Instant,
     inherited: bool,
+    soft: bool,
 ) -> TimeoutError {
     let limit = deadline.saturating_duration_since(start);
     let elapsed = start.elapsed();
-    tracing::warn!(
-        function,
-        limit_ms = millis(limit),
-        elapsed_ms = millis(elapsed),
-        inherited,
-        "deadline exceeded"
-    );
+    let (limit_ms, elapsed_ms) = (millis(limit), millis(elapsed));
+    if soft {
+        tracing::info!(
+            function,
+            limit_ms,
+            elapsed_ms,
+            inherited,
+            "deadline exceeded; returning the fail-soft value"
+        );
+    } else if let Some(suppressed) = may_warn(function) {
+        tracing::warn!(
+            function,
+            limit_ms,
+            elapsed_ms,
+            inherited,
+            suppressed,
+            "deadline exceeded"
+        );
+    }
     TimeoutError::new(function, limit, elapsed, inherited)
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl<F> std::fmt::Debug for Budgeted<F> {

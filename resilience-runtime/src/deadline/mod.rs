@@ -49,13 +49,16 @@ pub use future::{Budgeted, Timeout};
 #[diagnostic::on_unimplemented(
     message = "`#[timeout_async]` cannot report a timeout through `{Self}`",
     label = "this return type has no way to carry a `TimeoutError`",
-    note = "return `Result<T, E>` where `E: From<resilience_runtime::TimeoutError>`, or give a fail-soft value with `on_timeout = …`"
+    note = "return `Result<T, E>` and add `impl From<resilience_runtime::TimeoutError> for E`, or give a fail-soft value with `on_timeout = …`"
 )]
 pub trait FromTimeout {
     /// The value returned when the deadline fires.
     fn from_timeout(error: TimeoutError) -> Self;
 }
 
+// Not recommended, so that a missing `From` is reported as a missing
+// `FromTimeout`, with the note above, rather than as rustc's general message.
+#[diagnostic::do_not_recommend]
 impl<T, E: From<TimeoutError>> FromTimeout for Result<T, E> {
     #[inline]
     fn from_timeout(error: TimeoutError) -> Self {

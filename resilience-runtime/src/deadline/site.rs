@@ -11,20 +11,25 @@ pub struct TimeoutSite {
     function: &'static str,
     policy: Option<&'static str>,
     limit: Duration,
+    /// The function returns a fail-soft value (`on_timeout = …`).
+    fail_soft: bool,
     known: Known,
 }
 
 impl TimeoutSite {
-    /// The site of `function`, with its limit and `policy = "…"` name.
+    /// The site of `function`, with its limit and `policy = "…"` name;
+    /// `fail_soft` when it answers a timeout with an `on_timeout` value.
     pub const fn new(
         function: &'static str,
         policy: Option<&'static str>,
         limit: Duration,
+        fail_soft: bool,
     ) -> Self {
         Self {
             function,
             policy,
             limit,
+            fail_soft,
             known: Known::new(),
         }
     }
@@ -35,19 +40,18 @@ impl TimeoutSite {
         self.known.note(self.function, self.policy);
         let future = future.into_future();
         if at_defaults() {
-            return Timeout::new(self.function, self.limit, future);
+            return Timeout::new(self.function, self.limit, future).fail_soft(self.fail_soft);
         }
         if kind_off(Kind::Timeout) {
             return Timeout::passthrough(self.function, future);
         }
-        match gate(Kind::Timeout, &[Some(self.function), self.policy], |e| {
+        let limit = match gate(Kind::Timeout, &[Some(self.function), self.policy], |e| {
             (None, e.timeout.map(|limit| limit.0))
         }) {
-            Gate::Defaults | Gate::Override(None) => {
-                Timeout::new(self.function, self.limit, future)
-            }
-            Gate::Override(Some(limit)) => Timeout::new(self.function, limit, future),
-            Gate::Off => Timeout::passthrough(self.function, future),
-        }
+            Gate::Defaults | Gate::Override(None) => self.limit,
+            Gate::Override(Some(limit)) => limit,
+            Gate::Off => return Timeout::passthrough(self.function, future),
+        };
+        Timeout::new(self.function, limit, future).fail_soft(self.fail_soft)
     }
 }

@@ -428,6 +428,7 @@ impl<T> Mover<T> for Stay {
 )]
 pub trait FromDeviceError: From<DeviceError> + Display {}
 
+#[diagnostic::do_not_recommend]
 impl<E: From<DeviceError> + Display> FromDeviceError for E {}
 
 impl<T, E: FromDeviceError, M: Mover<T>> Output<Result<T, E>> for ResultOutput<M> {

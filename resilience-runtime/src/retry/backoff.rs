@@ -29,7 +29,7 @@ pub enum Jitter {
 ///
 /// ```
 /// use std::time::Duration;
-/// use resilience_runtime::retry::{Backoff, Growth, Jitter};
+/// use resilience_runtime::retry::{Backoff, Jitter};
 ///
 /// let backoff = Backoff::exponential(Duration::from_millis(100), 2.0)
 ///     .max_delay(Duration::from_millis(300))

@@ -36,6 +36,7 @@ pub trait RetryOutput {
     fn failure(&self) -> Option<&Self::Error>;
 }
 
+#[diagnostic::do_not_recommend]
 impl<T, E> RetryOutput for Result<T, E> {
     type Error = E;
 

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use super::{Backoff, Growth, Jitter, RetryOutput};
+use super::{Backoff, Growth, Jitter};
 use crate::breaker::CircuitOpenError;
+use crate::events::{Shown, may_warn, millis};
 use crate::policy::{BackoffKind, Gate, JitterKind, Kind, Known, at_defaults, gate, kind_off};
 
 /// What `#[retry(...)]` was asked for.
@@ -93,17 +94,10 @@ impl RetrySite {
 
 /// Whether to run another attempt.
 pub enum Next {
-    /// Run the body again.
-    Retry,
+    /// Run the body again after this delay.
+    Wait(Duration),
     /// Return this attempt's output.
     Stop,
-}
-
-/// `None` when the attempt succeeded, else whether `when` deems its error
-/// worth another attempt.
-#[inline]
-pub fn outcome<R: RetryOutput>(output: &R, when: impl FnOnce(&R::Error) -> bool) -> Option<bool> {
-    output.failure().map(when)
 }
 
 /// The default `when`: every error is worth another attempt.
@@ -141,22 +135,20 @@ impl Retrier {
         self.rejection = Some(error.retry_after());
     }
 
-    /// After a failed attempt (`retryable`: whether its error is worth
-    /// another), waits before the next attempt, if there is one.
-    pub async fn next(&mut self, retryable: bool) -> Next {
+    /// After a failed attempt (`retryable`: whether its `error` is worth
+    /// another), the delay before the next attempt, if there is one.
+    pub fn next(&mut self, retryable: bool, error: Shown<'_>) -> Next {
         self.failures += 1;
-        let site = self.site;
+        let function = self.site.function;
         let attempts = self.failures;
         if !retryable {
             return Next::Stop;
         }
         if attempts >= self.options.attempts {
-            if self.options.attempts > 1 {
-                tracing::warn!(
-                    function = site.function,
-                    attempts,
-                    "giving up: no attempts left"
-                );
+            if self.options.attempts > 1
+                && let Some(suppressed) = may_warn(function)
+            {
+                tracing::warn!(function, attempts, %error, suppressed, "giving up: no attempts left");
             }
             return Next::Stop;
         }
@@ -165,38 +157,47 @@ impl Retrier {
             && retry_after.is_none_or(|after| after > delay)
         {
             // The breaker would reject the next attempt too.
-            tracing::warn!(
-                function = site.function,
-                attempts,
-                retry_after_ms = retry_after.map(millis),
-                delay_ms = millis(delay),
-                "giving up: the circuit breaker is open beyond the next delay"
-            );
+            if let Some(suppressed) = may_warn(function) {
+                tracing::warn!(
+                    function,
+                    attempts,
+                    %error,
+                    retry_after_ms = retry_after.map(millis),
+                    delay_ms = millis(delay),
+                    suppressed,
+                    "giving up: the circuit breaker is open beyond the next delay"
+                );
+            }
             return Next::Stop;
         }
         if let Some(left) = crate::deadline::remaining()
             && delay >= left
         {
-            tracing::warn!(
-                function = site.function,
-                attempts,
-                delay_ms = millis(delay),
-                budget_left_ms = millis(left),
-                "giving up: the next delay would outlast the deadline budget"
-            );
+            if let Some(suppressed) = may_warn(function) {
+                tracing::warn!(
+                    function,
+                    attempts,
+                    %error,
+                    delay_ms = millis(delay),
+                    budget_left_ms = millis(left),
+                    suppressed,
+                    "giving up: the next delay would outlast the deadline budget"
+                );
+            }
             return Next::Stop;
         }
         tracing::debug!(
-            function = site.function,
+            function,
             attempt = attempts + 1,
+            %error,
             delay_ms = millis(delay),
             "retrying"
         );
-        tokio::time::sleep(delay).await;
-        Next::Retry
+        Next::Wait(delay)
     }
 }
 
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+/// Waits between two attempts.
+pub async fn wait(delay: Duration) {
+    tokio::time::sleep(delay).await;
 }
