@@ -233,9 +233,12 @@ async fn unnamed() -> Result<(), CallError> {
 async fn without_a_name_the_breaker_is_the_functions() {
     assert_eq!(
         breaker::state("circuit_breaker::unnamed"),
-        None,
-        "created on first call"
+        Some(State::Closed),
+        "known before the first call"
     );
+    assert!(breaker::force_open("circuit_breaker::unnamed"));
+    assert!(unnamed().await.is_err());
+    assert!(breaker::reset("circuit_breaker::unnamed"));
     unnamed().await.unwrap();
     assert_eq!(
         breaker::state("circuit_breaker::unnamed"),

@@ -63,21 +63,54 @@ async fn a_file_overrides_by_policy_name_and_reload_swaps_it() {
         "function paths work too"
     );
 
-    // A key that matches nothing that has run is loaded, with a warning.
+    policy::clear();
+}
+
+#[tokio::test(start_paused = true)]
+async fn keys_are_checked_against_every_annotated_function() {
+    let _turn = TURN.lock().await;
+    // Every function is known at link time: keys of functions that never ran
+    // do not warn; a typo warns with the closest key; a setting for an
+    // attribute the function does not have warns too.
     let (recorder, _guard) = Recorder::install();
-    let typo = write(
-        "typo.toml",
-        "[policies.\"policy::fecth\"]\ntimeout = \"1s\"\n",
+    let path = write(
+        "keys.toml",
+        concat!(
+            "[policies.\"policy::never_called\".retry]\nattempts = 2\n",
+            "[policies.\"slow-dep\"]\ntimeout = \"1s\"\n",
+            "[policies.\"policy::fecth\"]\ntimeout = \"1s\"\n",
+            "[policies.\"policy::only_retried\"]\ntimeout = \"1s\"\n",
+        ),
     );
-    policy::load(&typo).unwrap();
+    policy::load(&path).unwrap();
     let warnings: Vec<_> = recorder
         .events()
         .into_iter()
         .filter(|e| e.fields.contains_key("key"))
         .collect();
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert_eq!(warnings[0].field("key"), "policy::fecth");
+    let keys: Vec<&str> = warnings.iter().map(|e| e.field("key")).collect();
+    assert_eq!(keys.len(), 2, "{warnings:?}");
+    let typo = warnings
+        .iter()
+        .find(|e| e.field("key") == "policy::fecth")
+        .unwrap();
+    assert_eq!(typo.field("did_you_mean"), "policy::fetch");
+    let misplaced = warnings
+        .iter()
+        .find(|e| e.field("key") == "policy::only_retried")
+        .unwrap();
+    assert_eq!(misplaced.field("setting"), "timeout");
     policy::clear();
+}
+
+#[retry(attempts = 2)]
+async fn never_called() -> Result<(), ()> {
+    Ok(())
+}
+
+#[retry(attempts = 2)]
+async fn only_retried() -> Result<(), ()> {
+    Ok(())
 }
 
 #[tokio::test(start_paused = true)]

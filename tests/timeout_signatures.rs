@@ -1,5 +1,6 @@
 //! `#[timeout_async]` on every signature shape it supports: each test runs a
-//! call that finishes and one that times out.
+//! call that finishes and one that times out. Methods report the path of
+//! their type: `timeout_signatures::Account::by_ref`.
 
 use std::fmt::{Debug, Display};
 use std::future::Future;
@@ -60,25 +61,25 @@ impl Account {
 async fn receivers() {
     let mut account = Account { balance: 5 };
     assert_eq!(account.by_ref(Duration::ZERO).await, Ok(5));
-    is_timeout(account.by_ref(LONG).await, "by_ref");
+    is_timeout(account.by_ref(LONG).await, "Account::by_ref");
 
     assert_eq!(account.by_mut(3, Duration::ZERO).await, Ok(8));
-    is_timeout(account.by_mut(1, LONG).await, "by_mut");
+    is_timeout(account.by_mut(1, LONG).await, "Account::by_mut");
     assert_eq!(account.balance, 9, "the body ran up to its await point");
 
     assert_eq!(
         account.clone().by_value(Duration::ZERO).await,
         Ok(account.clone())
     );
-    is_timeout(account.clone().by_value(LONG).await, "by_value");
+    is_timeout(account.clone().by_value(LONG).await, "Account::by_value");
 
     let shared = Arc::new(account.clone());
     assert_eq!(shared.clone().by_arc(Duration::ZERO).await, Ok(9));
-    is_timeout(shared.by_arc(LONG).await, "by_arc");
+    is_timeout(shared.by_arc(LONG).await, "Account::by_arc");
 
     let mut pinned = account.clone();
     assert_eq!(Pin::new(&mut pinned).by_pin(Duration::ZERO).await, Ok(9));
-    is_timeout(Pin::new(&mut pinned).by_pin(LONG).await, "by_pin");
+    is_timeout(Pin::new(&mut pinned).by_pin(LONG).await, "Account::by_pin");
 }
 
 trait Store {
@@ -105,7 +106,7 @@ impl Store for Slow {
 async fn native_async_fn_in_traits() {
     assert_eq!(Slow(Duration::ZERO).get(4).await, Ok(4));
     assert_eq!(Slow(Duration::ZERO).get_twice(4).await, Ok(8));
-    is_timeout(Slow(LONG).get(4).await, "get");
+    is_timeout(Slow(LONG).get(4).await, "Slow::get");
     let err = Slow(LONG).get_twice(4).await.unwrap_err();
     assert!(err.inherited(), "get inherits get_twice's budget: {err}");
 }
@@ -150,7 +151,8 @@ async fn generics_lifetimes_and_where_clauses() {
         items: vec![("a".to_owned(), 1u8), ("b".to_owned(), 2)],
     };
     assert_eq!(cache.find("b", Duration::ZERO).await, Ok(Some(&2)));
-    is_timeout(cache.find(&String::from("a"), LONG).await, "find");
+    // A generic type is named without its arguments.
+    is_timeout(cache.find(&String::from("a"), LONG).await, "Cache::find");
     assert_eq!(largest(&[3, 9, 4], Duration::ZERO).await, Ok(&9));
     is_timeout(largest(&["x"], LONG).await, "largest");
 }
@@ -282,7 +284,7 @@ async fn async_trait_methods() {
     let boxed: &mut dyn Feed = &mut ticker;
     assert_eq!(boxed.next().await, Ok(2));
     ticker.wait = LONG;
-    is_timeout(ticker.next().await, "next");
+    is_timeout(ticker.next().await, "Ticker::next");
     // The boxed future is still `Send`, as `#[async_trait]` promises.
     fn assert_send<T: Send>(_: &T) {}
     assert_send(&ticker.next());

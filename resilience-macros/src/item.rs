@@ -122,6 +122,20 @@ impl FnItem {
 
     /// The type a caller finally receives: the declared return type, or the
     /// `Output` of the boxed future of an `#[async_trait]` method.
+    /// Whether the function is a method: it has a receiver, or names `Self`
+    /// in its signature, so its body may name `Self`.
+    pub(crate) fn is_method(&self) -> bool {
+        fn names_self(tokens: TokenStream) -> bool {
+            tokens.into_iter().any(|token| match token {
+                proc_macro2::TokenTree::Ident(ident) => ident == "Self",
+                proc_macro2::TokenTree::Group(group) => names_self(group.stream()),
+                _ => false,
+            })
+        }
+        let sig = &self.sig;
+        sig.receiver().is_some() || names_self(quote::quote!(#sig))
+    }
+
     pub(crate) fn output_type(&self) -> Option<&Type> {
         let ReturnType::Type(_, ty) = &self.sig.output else {
             return None;

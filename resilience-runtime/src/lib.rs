@@ -41,6 +41,7 @@ pub mod device;
 mod events;
 pub mod policy;
 pub mod retry;
+pub mod sites;
 
 /// Puts a deadline on an `async fn`.
 ///
@@ -179,6 +180,8 @@ pub use resilience_macros::safe_mps_op;
 pub use breaker::CircuitOpenError;
 #[doc(inline)]
 pub use deadline::{TimeoutError, timeout};
+#[doc(inline)]
+pub use sites::sites;
 
 /// What expanded attributes call. Not public API: it may change in any release.
 #[doc(hidden)]
@@ -187,6 +190,8 @@ pub mod __private {
     pub use crate::deadline::site::TimeoutSite;
     pub use crate::policy::Kind;
     pub use crate::policy::state::all_off;
+    pub use crate::sites::{FUNCTIONS, Function, LayerSite};
+    pub use linkme;
     pub mod breaker {
         pub use crate::breaker::FromCircuitOpen;
         pub use crate::breaker::site::BreakerSite;

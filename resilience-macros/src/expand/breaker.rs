@@ -3,30 +3,15 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
-use syn::ext::IdentExt;
+use syn::Ident;
 
-use super::layers::{self, Inner, Layer};
-use super::{output_span, policy_option, private_ident};
+use super::{duration, output_span, policy_option, private_ident};
 use crate::args::BreakerArgs;
 use crate::item::FnItem;
 
-pub(crate) fn circuit_breaker(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    layers::expand(
-        "circuit_breaker",
-        BreakerArgs::parse(args).map(Layer::Breaker),
-        item,
-    )
-}
-
-/// `inner` (an expression of the function's output) run when the breaker
-/// admits it. Under a `#[retry]` layer (`retried`), a rejection is also told
-/// to the retrier, which does not wait out a backoff for a call it knows will
-/// be rejected.
-pub(super) fn wrap(args: &BreakerArgs, item: &FnItem, inner: Inner, retried: bool) -> TokenStream {
-    let inner = inner.into_expr();
+/// The site of one `#[circuit_breaker]`: its settings, for `function`.
+pub(super) fn site(args: &BreakerArgs, function: &Ident) -> TokenStream {
     let private = quote!(::resilience_runtime::__private::breaker);
-    let function = item.sig.ident.unraw().to_string();
-    let path = quote!(::core::concat!(::core::module_path!(), "::", #function));
     let name = match &args.name {
         Some(name) => quote!(::core::option::Option::Some(#name)),
         None => quote!(::core::option::Option::None),
@@ -41,10 +26,6 @@ pub(super) fn wrap(args: &BreakerArgs, item: &FnItem, inner: Inner, retried: boo
         slow_call,
         ..
     } = args;
-    let duration = |d: &std::time::Duration| {
-        let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
-        quote!(::core::time::Duration::new(#secs, #nanos))
-    };
     let open_for = duration(open_for);
     let slow_call = match slow_call {
         Some(d) => {
@@ -53,24 +34,10 @@ pub(super) fn wrap(args: &BreakerArgs, item: &FnItem, inner: Inner, retried: boo
         }
         None => quote!(::core::option::Option::None),
     };
-    let site = private_ident("__RESILIENCE_BREAKER");
-    let permit = private_ident("__resilience_permit");
-    let output = private_ident("__resilience_output");
-    let rejected = private_ident("__resilience_rejected");
-    // Spanned at the return type: one that cannot carry a rejection is
-    // reported there.
-    let output_span = output_span(&item.sig);
-    let reject = quote_spanned!(output_span=>
-        ::resilience_runtime::__private::breaker::FromCircuitOpen::from_circuit_open(#rejected)
-    );
-    let tell_retrier = retried.then(|| {
-        let retrier = private_ident(super::retry::RETRIER);
-        quote!(#retrier.rejected(&#rejected);)
-    });
-    quote! {{
-        static #site: #private::BreakerSite = #private::BreakerSite::new(
+    quote! {
+        #private::BreakerSite::new(
             #name,
-            #path,
+            &#function,
             #policy,
             #private::BreakerConfig {
                 failure_rate: #failure_rate,
@@ -80,7 +47,32 @@ pub(super) fn wrap(args: &BreakerArgs, item: &FnItem, inner: Inner, retried: boo
                 half_open_probes: #half_open_probes,
                 slow_call: #slow_call,
             },
-        );
+        )
+    }
+}
+
+/// `inner` (an expression of the function's output) run when the breaker
+/// of the site `site` admits it. Under a `#[retry]` layer, a rejection is
+/// also told to the call's `retrier`, which does not wait out a backoff for a
+/// call it knows will be rejected.
+pub(super) fn wrap(
+    item: &FnItem,
+    inner: TokenStream,
+    site: &Ident,
+    retrier: Option<&Ident>,
+) -> TokenStream {
+    let private = quote!(::resilience_runtime::__private::breaker);
+    let permit = private_ident("__resilience_permit");
+    let output = private_ident("__resilience_output");
+    let rejected = private_ident("__resilience_rejected");
+    // Spanned at the return type: one that cannot carry a rejection is
+    // reported there.
+    let output_span = output_span(&item.sig);
+    let reject = quote_spanned!(output_span=>
+        ::resilience_runtime::__private::breaker::FromCircuitOpen::from_circuit_open(#rejected)
+    );
+    let tell_retrier = retrier.map(|retrier| quote!(#retrier.rejected(&#rejected);));
+    quote! {
         match #site.admit() {
             ::core::result::Result::Err(#rejected) => {
                 #tell_retrier
@@ -92,5 +84,5 @@ pub(super) fn wrap(args: &BreakerArgs, item: &FnItem, inner: Inner, retried: boo
                 #output
             }
         }
-    }}
+    }
 }

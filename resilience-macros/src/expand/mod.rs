@@ -3,18 +3,15 @@
 //! code can neither see nor shadow them.
 
 mod breaker;
+mod compose;
 #[cfg(feature = "tch")]
 mod device;
-mod layers;
 mod retry;
 mod timeout;
 
-pub(crate) use breaker::circuit_breaker;
+pub(crate) use compose::{circuit_breaker, is_composed, quieted, retry, timeout_async};
 #[cfg(feature = "tch")]
 pub(crate) use device::safe_mps_op;
-pub(crate) use layers::{is_composed, quieted};
-pub(crate) use retry::retry;
-pub(crate) use timeout::timeout_async;
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
@@ -27,6 +24,12 @@ fn policy_option(policy: Option<&syn::LitStr>) -> TokenStream {
         Some(name) => quote!(::core::option::Option::Some(#name)),
         None => quote!(::core::option::Option::None),
     }
+}
+
+/// A `Duration` as the expression that builds it.
+fn duration(duration: &std::time::Duration) -> TokenStream {
+    let (secs, nanos) = (duration.as_secs(), duration.subsec_nanos());
+    quote!(::core::time::Duration::new(#secs, #nanos))
 }
 
 /// Where errors about the return type go: the type, or the function's name

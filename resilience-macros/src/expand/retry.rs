@@ -3,17 +3,11 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
-use syn::ext::IdentExt;
 use syn::{Error, FnArg, Ident, Pat, Receiver, ReceiverKind, Type};
 
-use super::layers::{self, Inner, Layer};
-use super::{output_span, policy_option, private_ident};
+use super::{duration, output_span, policy_option, private_ident};
 use crate::args::RetryArgs;
 use crate::item::FnItem;
-
-pub(crate) fn retry(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    layers::expand("retry", RetryArgs::parse(args).map(Layer::Retry), item)
-}
 
 /// What `#[retry]` needs of the function: a receiver it can use again.
 pub(super) fn check(item: &FnItem) -> syn::Result<()> {
@@ -68,15 +62,9 @@ fn drop_mut(pat: &mut Pat) {
     }
 }
 
-/// The retrier of one call, which inner layers may tell about a rejection.
-pub(super) const RETRIER: &str = "__resilience_retrier";
-
-/// `inner` (an expression of the function's output, a fresh attempt each
-/// time it runs) run until it succeeds.
-pub(super) fn wrap(args: &RetryArgs, item: &FnItem, inner: Inner) -> TokenStream {
-    let inner = inner.into_expr();
+/// The site of one `#[retry]`: its settings, for `function`.
+pub(super) fn site(args: &RetryArgs, function: &Ident) -> TokenStream {
     let private = quote!(::resilience_runtime::__private::retry);
-    let function = item.sig.ident.unraw().to_string();
     let RetryArgs {
         attempts,
         exponential,
@@ -84,8 +72,8 @@ pub(super) fn wrap(args: &RetryArgs, item: &FnItem, inner: Inner) -> TokenStream
         factor,
         max_delay,
         jitter,
-        when,
         policy,
+        ..
     } = args;
     let policy = policy_option(policy.as_ref());
     // `exponential(base, factor)` or `constant(base)`.
@@ -102,18 +90,41 @@ pub(super) fn wrap(args: &RetryArgs, item: &FnItem, inner: Inner) -> TokenStream
         },
         Span::call_site(),
     );
-    let duration = |d: &std::time::Duration| {
-        let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
-        quote!(::core::time::Duration::new(#secs, #nanos))
-    };
     let (base, max_delay) = (duration(base), duration(max_delay));
+    quote! {
+        #private::RetrySite::new(
+            &#function,
+            #policy,
+            #private::RetryOptions {
+                attempts: #attempts,
+                backoff: #private::Backoff::#growth(#base #factor)
+                    .max_delay(#max_delay)
+                    .jitter(#private::Jitter::#jitter),
+            },
+        )
+    }
+}
+
+/// The retrier of one call, which inner layers may tell about a rejection.
+pub(super) fn retrier() -> Ident {
+    private_ident("__resilience_retrier")
+}
+
+/// `inner` (an expression of the function's output, a fresh attempt each
+/// time it runs) run until it succeeds, as the site `site` says.
+pub(super) fn wrap(
+    args: &RetryArgs,
+    item: &FnItem,
+    inner: TokenStream,
+    site: &Ident,
+) -> TokenStream {
+    let private = quote!(::resilience_runtime::__private::retry);
     let output_span = output_span(&item.sig);
-    let when = match when {
+    let when = match &args.when {
         Some(path) => quote!(#path),
         None => quote_spanned!(output_span=> ::resilience_runtime::__private::retry::any_error),
     };
-    let site = private_ident("__RESILIENCE_RETRY");
-    let retrier = private_ident(RETRIER);
+    let retrier = retrier();
     let output = private_ident("__resilience_output");
     let error = private_ident("__resilience_error");
     let next = private_ident("__resilience_next");
@@ -127,16 +138,6 @@ pub(super) fn wrap(args: &RetryArgs, item: &FnItem, inner: Inner) -> TokenStream
         ::resilience_runtime::__private::retry::RetryOutput::failure(&#output_here)
     );
     quote! {{
-        static #site: #private::RetrySite = #private::RetrySite::new(
-            ::core::concat!(::core::module_path!(), "::", #function),
-            #policy,
-            #private::RetryOptions {
-                attempts: #attempts,
-                backoff: #private::Backoff::#growth(#base #factor)
-                    .max_delay(#max_delay)
-                    .jitter(#private::Jitter::#jitter),
-            },
-        );
         let mut #retrier = #private::Retrier::new(&#site);
         loop {
             let #output = #inner;

@@ -7,8 +7,13 @@
 //! `half_open_probes` calls through at a time; if they all succeed it closes,
 //! if one fails it opens again. Every state change is a `tracing` WARN event.
 //!
-//! Breakers are found by name: the `name = "…"` of the attribute, shared by
-//! every function that gives it, or else the function's path.
+//! Every annotated function has a breaker of its own, found by the
+//! function's path (see [`sites`](crate::sites) for methods), unless it
+//! shares one on purpose with `name = "…"`: then the settings of the first
+//! function that registered it (or of the policy file, under the breaker's
+//! name) apply to all of them, and a function that gives other settings is
+//! a WARN. Breakers exist before their first call, so an operator can force
+//! one open at start-up.
 //!
 //! ```
 //! use resilience_runtime::breaker::{self, State};
@@ -21,9 +26,8 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! assert_eq!(breaker::state("exchange"), None); // the first call creates it
+//! assert_eq!(breaker::state("exchange"), Some(State::Closed)); // before any call
 //! place_order().await.unwrap();
-//! assert_eq!(breaker::state("exchange"), Some(State::Closed));
 //!
 //! breaker::force_open("exchange"); // an operator takes the exchange out
 //! let rejected = place_order().await.unwrap_err();

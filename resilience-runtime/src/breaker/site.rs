@@ -6,7 +6,8 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::CircuitOpenError;
 use super::state::{Breaker, BreakerConfig, Permit};
-use crate::policy::{Gate, Kind, Known, at_defaults, gate, kind_off};
+use crate::policy::{Gate, Kind, at_defaults, gate, kind_off};
+use crate::sites::{Function, LayerSite};
 
 static BREAKERS: OnceLock<Mutex<HashMap<&'static str, &'static Breaker>>> = OnceLock::new();
 
@@ -21,19 +22,18 @@ fn registry() -> std::sync::MutexGuard<'static, HashMap<&'static str, &'static B
 /// `name = "…"`. Found (or created) on first use, then cached, so calls take
 /// no lock.
 pub struct BreakerSite {
-    name: Option<&'static str>,
-    function: &'static str,
-    policy: Option<&'static str>,
+    pub(crate) name: Option<&'static str>,
+    function: &'static Function,
+    pub(crate) policy: Option<&'static str>,
     config: BreakerConfig,
     breaker: OnceLock<&'static Breaker>,
-    known: Known,
 }
 
 impl BreakerSite {
     /// The site of `function`, with its own breaker unless `name` shares one.
     pub const fn new(
         name: Option<&'static str>,
-        function: &'static str,
+        function: &'static Function,
         policy: Option<&'static str>,
         config: BreakerConfig,
     ) -> Self {
@@ -43,30 +43,37 @@ impl BreakerSite {
             policy,
             config,
             breaker: OnceLock::new(),
-            known: Known::new(),
         }
     }
 
-    fn breaker(&self) -> &'static Breaker {
+    /// Its breaker, created by the first call, or earlier when an operator
+    /// or [`sites`](crate::sites()) asks for it.
+    pub(crate) fn breaker(&self) -> &'static Breaker {
         self.breaker.get_or_init(|| self.register())
+    }
+
+    /// The name its breaker is known by.
+    pub(crate) fn breaker_name(&self) -> &'static str {
+        self.name.unwrap_or_else(|| self.function.path())
     }
 
     #[cold]
     fn register(&self) -> &'static Breaker {
-        let create = |name| &*Box::leak(Box::new(Breaker::new(name, self.function, self.config)));
+        let function = self.function.path();
+        let create = |name| &*Box::leak(Box::new(Breaker::new(name, function, self.config)));
         let mut registry = registry();
         let Some(name) = self.name else {
             // Its own breaker, found by its path unless another function
             // already reports the same path.
-            let breaker = create(self.function);
-            registry.entry(self.function).or_insert(breaker);
+            let breaker = create(function);
+            registry.entry(function).or_insert(breaker);
             return breaker;
         };
         let breaker = *registry.entry(name).or_insert_with(|| create(name));
         if breaker.config != self.config {
             tracing::warn!(
                 breaker = name,
-                function = self.function,
+                function,
                 first = breaker.owner,
                 "functions sharing this circuit breaker give it different settings; those of the first one (or of the policy file) apply"
             );
@@ -78,43 +85,50 @@ impl BreakerSite {
     /// says.
     #[inline]
     pub fn admit(&'static self) -> Result<Permit<'static>, CircuitOpenError> {
-        self.known.note(self.function, self.policy);
+        let function = self.function.path();
         let breaker = self.breaker();
         if at_defaults() {
-            return breaker.admit(self.function, breaker.config);
+            return breaker.admit(function, breaker.config);
         }
-        if kind_off(Kind::Breaker) {
-            return Ok(breaker.pass(self.function, breaker.config));
+        match self.config_by_policy(breaker) {
+            Some(config) => breaker.admit(function, config),
+            None => Ok(breaker.pass(function, breaker.config)),
         }
-        self.admit_by_policy(breaker)
+    }
+
+    /// The settings in force; `None` when switched off.
+    pub(crate) fn config_in_force(&self) -> Option<BreakerConfig> {
+        let breaker = self.breaker();
+        if at_defaults() {
+            Some(breaker.config)
+        } else {
+            self.config_by_policy(breaker)
+        }
     }
 
     #[cold]
-    fn admit_by_policy(
-        &'static self,
-        breaker: &'static Breaker,
-    ) -> Result<Permit<'static>, CircuitOpenError> {
-        let keys = [Some(self.function), self.policy, self.name];
+    fn config_by_policy(&self, breaker: &'static Breaker) -> Option<BreakerConfig> {
+        if kind_off(Kind::Breaker) {
+            return None;
+        }
+        let keys = [Some(self.function.path()), self.policy, self.name];
+        let base = breaker.config;
         match gate(Kind::Breaker, &keys, |e| {
             let entry = e.circuit_breaker.unwrap_or_default();
             (entry.enabled, entry)
         }) {
-            Gate::Defaults => breaker.admit(self.function, breaker.config),
-            Gate::Off => Ok(breaker.pass(self.function, breaker.config)),
-            Gate::Override(entry) => {
-                let base = breaker.config;
-                let config = BreakerConfig {
-                    failure_rate: entry.failure_rate.map_or(base.failure_rate, |r| r.0),
-                    window: entry.window.map_or(base.window, |w| w.0),
-                    min_calls: entry.min_calls.map_or(base.min_calls, |m| m.0),
-                    open_for: entry.open_for.map_or(base.open_for, |d| d.0),
-                    half_open_probes: entry
-                        .half_open_probes
-                        .map_or(base.half_open_probes, |p| p.0),
-                    slow_call: entry.slow_call.map(|d| d.0).or(base.slow_call),
-                };
-                breaker.admit(self.function, config)
-            }
+            Gate::Defaults => Some(base),
+            Gate::Off => None,
+            Gate::Override(entry) => Some(BreakerConfig {
+                failure_rate: entry.failure_rate.map_or(base.failure_rate, |r| r.0),
+                window: entry.window.map_or(base.window, |w| w.0),
+                min_calls: entry.min_calls.map_or(base.min_calls, |m| m.0),
+                open_for: entry.open_for.map_or(base.open_for, |d| d.0),
+                half_open_probes: entry
+                    .half_open_probes
+                    .map_or(base.half_open_probes, |p| p.0),
+                slow_call: entry.slow_call.map(|d| d.0).or(base.slow_call),
+            }),
         }
     }
 }
@@ -122,12 +136,22 @@ impl BreakerSite {
 impl std::fmt::Debug for BreakerSite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BreakerSite")
-            .field("function", &self.function)
+            .field("function", &self.function.path())
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }
 
+/// The breaker `name`: one that exists, or one that a registered function
+/// will use, created now.
 pub(super) fn find(name: &str) -> Option<&'static Breaker> {
-    registry().get(name).copied()
+    if let Some(breaker) = registry().get(name).copied() {
+        return Some(breaker);
+    }
+    crate::sites::functions()
+        .flat_map(|function| function.layers())
+        .find_map(|layer| match layer {
+            LayerSite::Breaker(site) if site.breaker_name() == name => Some(site.breaker()),
+            _ => None,
+        })
 }

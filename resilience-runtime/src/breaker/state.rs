@@ -43,7 +43,7 @@ impl BreakerConfig {
 
 /// A circuit breaker.
 pub(crate) struct Breaker {
-    pub(super) name: &'static str,
+    pub(crate) name: &'static str,
     machine: Machine,
     epoch: Instant,
     /// The settings of the site that created it; other sites sharing its

@@ -4,23 +4,23 @@
 use std::time::Duration;
 
 use super::Timeout;
-use crate::policy::{Gate, Kind, Known, at_defaults, gate, kind_off};
+use crate::policy::{Gate, Kind, at_defaults, gate, kind_off};
+use crate::sites::Function;
 
 /// One `#[timeout_async]` function, as its expansion declares it.
 pub struct TimeoutSite {
-    function: &'static str,
-    policy: Option<&'static str>,
+    function: &'static Function,
+    pub(crate) policy: Option<&'static str>,
     limit: Duration,
     /// The function returns a fail-soft value (`on_timeout = …`).
     fail_soft: bool,
-    known: Known,
 }
 
 impl TimeoutSite {
     /// The site of `function`, with its limit and `policy = "…"` name;
     /// `fail_soft` when it answers a timeout with an `on_timeout` value.
     pub const fn new(
-        function: &'static str,
+        function: &'static Function,
         policy: Option<&'static str>,
         limit: Duration,
         fail_soft: bool,
@@ -30,28 +30,46 @@ impl TimeoutSite {
             policy,
             limit,
             fail_soft,
-            known: Known::new(),
         }
     }
 
     /// Runs `future` under this site's deadline, as the policy in force says.
     #[inline]
     pub fn run<F: IntoFuture>(&'static self, future: F) -> Timeout<F::IntoFuture> {
-        self.known.note(self.function, self.policy);
+        let function = self.function.path();
         let future = future.into_future();
+        let limit = if at_defaults() {
+            self.limit
+        } else {
+            match self.limit_by_policy() {
+                Some(limit) => limit,
+                None => return Timeout::passthrough(function, future),
+            }
+        };
+        Timeout::new(function, limit, future).fail_soft(self.fail_soft)
+    }
+
+    /// The limit in force; `None` when switched off.
+    pub(crate) fn limit_in_force(&self) -> Option<Duration> {
         if at_defaults() {
-            return Timeout::new(self.function, self.limit, future).fail_soft(self.fail_soft);
+            Some(self.limit)
+        } else {
+            self.limit_by_policy()
         }
+    }
+
+    #[cold]
+    fn limit_by_policy(&self) -> Option<Duration> {
         if kind_off(Kind::Timeout) {
-            return Timeout::passthrough(self.function, future);
+            return None;
         }
-        let limit = match gate(Kind::Timeout, &[Some(self.function), self.policy], |e| {
+        let keys = [Some(self.function.path()), self.policy];
+        match gate(Kind::Timeout, &keys, |e| {
             (None, e.timeout.map(|limit| limit.0))
         }) {
-            Gate::Defaults | Gate::Override(None) => self.limit,
-            Gate::Override(Some(limit)) => limit,
-            Gate::Off => return Timeout::passthrough(self.function, future),
-        };
-        Timeout::new(self.function, limit, future).fail_soft(self.fail_soft)
+            Gate::Defaults | Gate::Override(None) => Some(self.limit),
+            Gate::Override(Some(limit)) => Some(limit),
+            Gate::Off => None,
+        }
     }
 }

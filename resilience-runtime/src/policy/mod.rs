@@ -32,6 +32,7 @@
 //! variable `RESILIENCE_DISABLE`: `all`, or a comma list of kinds, read at the
 //! first use of any attribute.
 
+mod check;
 mod file;
 pub(crate) mod state;
 
@@ -41,6 +42,7 @@ pub(crate) use file::{BackoffKind, JitterKind};
 #[cfg(feature = "tch")]
 pub(crate) use file::{FallbackKind, ReturnTo};
 pub use file::{Kind, PolicyError};
+#[cfg(feature = "tch")]
 pub(crate) use state::Known;
 pub(crate) use state::{Gate, at_defaults, gate, kind_off};
 

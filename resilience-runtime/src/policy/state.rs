@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 use arc_swap::ArcSwapOption;
 
 use super::file::{self, Entry, Kind, PolicyError};
+use crate::sites::Function;
 
 const INIT: u32 = 1;
 const LOADED: u32 = 1 << 1;
@@ -103,16 +104,22 @@ pub(crate) fn kind_off(kind: Kind) -> bool {
 }
 
 /// True when every layer of a composed function is switched off, so that
-/// the function can call its body directly. Each layer is its kind and its
-/// `policy = "…"` name.
+/// the function can call its body directly.
 #[inline]
-pub fn all_off(function: &'static str, layers: &[(Kind, Option<&'static str>)]) -> bool {
+pub fn all_off(function: &'static Function) -> bool {
     let flags = flags();
     if flags == INIT {
         return false;
     }
-    layers.iter().all(|&(kind, policy)| {
-        flags & (OFF_ALL | kind_bit(kind)) != 0 || entry_off(flags, kind, &[Some(function), policy])
+    all_off_slow(flags, function)
+}
+
+#[cold]
+fn all_off_slow(flags: u32, function: &'static Function) -> bool {
+    function.layers().iter().all(|layer| {
+        let kind = layer.kind();
+        flags & (OFF_ALL | kind_bit(kind)) != 0
+            || entry_off(flags, kind, &[Some(function.path()), layer.policy()])
     })
 }
 
@@ -195,14 +202,21 @@ fn gate_slow<T>(
     }
 }
 
-/// Function paths and policy names seen so far, for warnings about entries
-/// that match nothing.
+/// Function paths and policy names of `#[safe_mps_op]` sites seen so far
+/// (the other attributes are registered at link time).
 static KNOWN: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
 
-/// Notes a site's keys on its first call.
-#[doc(hidden)]
+/// The keys of `#[safe_mps_op]` sites that have run.
+pub(super) fn known_device_keys() -> Vec<&'static str> {
+    let known = KNOWN.lock().unwrap_or_else(PoisonError::into_inner);
+    known.iter().flatten().copied().collect()
+}
+
+/// Notes a `#[safe_mps_op]` site's keys on its first call.
+#[cfg_attr(not(feature = "tch"), allow(dead_code))]
 pub(crate) struct Known(AtomicBool);
 
+#[cfg_attr(not(feature = "tch"), allow(dead_code))]
 impl Known {
     #[allow(clippy::new_without_default)]
     pub(crate) const fn new() -> Self {
@@ -238,17 +252,7 @@ pub(crate) fn apply(path: &Path) -> Result<(), PolicyError> {
 /// [`apply`], holding `LOADING`.
 fn apply_locked(path: &Path, _loading: &MutexGuard<'_, ()>) -> Result<(), PolicyError> {
     let policy = file::read(path)?;
-    let known = KNOWN.lock().unwrap_or_else(PoisonError::into_inner);
-    for key in policy.policies.keys() {
-        if !known.as_ref().is_some_and(|k| k.contains(key.as_str())) {
-            tracing::warn!(
-                file = %path.display(),
-                key = key.as_str(),
-                "no function or policy name by this key has run yet; check its spelling"
-            );
-        }
-    }
-    drop(known);
+    super::check::check(path, &policy);
     let mut off = ENV_OFF.load(Relaxed);
     if !policy.enabled {
         off |= OFF_ALL;

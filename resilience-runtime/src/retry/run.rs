@@ -5,7 +5,8 @@ use std::time::Duration;
 use super::{Backoff, Growth, Jitter};
 use crate::breaker::CircuitOpenError;
 use crate::events::{Shown, may_warn, millis};
-use crate::policy::{BackoffKind, Gate, JitterKind, Kind, Known, at_defaults, gate, kind_off};
+use crate::policy::{BackoffKind, Gate, JitterKind, Kind, at_defaults, gate, kind_off};
+use crate::sites::Function;
 
 /// What `#[retry(...)]` was asked for.
 #[derive(Debug, Clone, Copy)]
@@ -18,16 +19,15 @@ pub struct RetryOptions {
 
 /// One annotated function.
 pub struct RetrySite {
-    function: &'static str,
-    policy: Option<&'static str>,
+    function: &'static Function,
+    pub(crate) policy: Option<&'static str>,
     options: RetryOptions,
-    known: Known,
 }
 
 impl RetrySite {
     /// The site of `function`, as the expansion declares it.
     pub const fn new(
-        function: &'static str,
+        function: &'static Function,
         policy: Option<&'static str>,
         options: RetryOptions,
     ) -> Self {
@@ -35,14 +35,12 @@ impl RetrySite {
             function,
             policy,
             options,
-            known: Known::new(),
         }
     }
 
     /// The options of one call, as the policy in force says.
     #[inline]
-    fn options(&self) -> RetryOptions {
-        self.known.note(self.function, self.policy);
+    pub(crate) fn options(&self) -> RetryOptions {
         if at_defaults() {
             return self.options;
         }
@@ -57,10 +55,14 @@ impl RetrySite {
 
     #[cold]
     fn options_from_policy(&self) -> RetryOptions {
-        match gate(Kind::Retry, &[Some(self.function), self.policy], |e| {
-            let retry = e.retry.unwrap_or_default();
-            (retry.enabled, retry)
-        }) {
+        match gate(
+            Kind::Retry,
+            &[Some(self.function.path()), self.policy],
+            |e| {
+                let retry = e.retry.unwrap_or_default();
+                (retry.enabled, retry)
+            },
+        ) {
             Gate::Defaults => self.options,
             Gate::Off => RetryOptions {
                 attempts: 1,
@@ -139,7 +141,7 @@ impl Retrier {
     /// another), the delay before the next attempt, if there is one.
     pub fn next(&mut self, retryable: bool, error: Shown<'_>) -> Next {
         self.failures += 1;
-        let function = self.site.function;
+        let function = self.site.function.path();
         let attempts = self.failures;
         if !retryable {
             return Next::Stop;

@@ -4,26 +4,49 @@
 //!
 //! The compiler expands the top attribute first, with the others still on the
 //! item. So the top attribute takes the resilience attributes below it off
-//! the item, and builds all of their code itself, innermost first.
+//! the item, and builds all of their code itself, innermost first. This
+//! module drives that; the leaves (`timeout`, `retry`, `breaker`) each build
+//! one layer and know nothing of the others.
 
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::{Attribute, Meta};
+use syn::ext::IdentExt;
+use syn::{Attribute, Ident, Meta};
 
-use super::{breaker, fake_return_edge, policy_option, private_ident, retry, timeout};
+// The `retry` leaf is named `super::retry`: `retry` here is the entry point.
+use super::{breaker, fake_return_edge, private_ident, timeout};
 use crate::args::{BreakerArgs, Errors, RetryArgs, TimeoutArgs};
 use crate::item::{AsyncBody, FnItem};
-use syn::ext::IdentExt;
+
+pub(crate) fn timeout_async(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    expand(
+        "timeout_async",
+        TimeoutArgs::parse(args).map(Layer::Timeout),
+        item,
+    )
+}
+
+pub(crate) fn retry(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    expand("retry", RetryArgs::parse(args).map(Layer::Retry), item)
+}
+
+pub(crate) fn circuit_breaker(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    expand(
+        "circuit_breaker",
+        BreakerArgs::parse(args).map(Layer::Breaker),
+        item,
+    )
+}
 
 /// What a layer wraps: the body's future, or the expression of an inner layer.
-pub(crate) enum Inner {
+enum Inner {
     Future(TokenStream),
     Expr(TokenStream),
 }
 
 impl Inner {
     /// A future of the function's output.
-    pub(crate) fn into_future(self) -> TokenStream {
+    fn into_future(self) -> TokenStream {
         match self {
             Inner::Future(future) => future,
             Inner::Expr(expr) => quote!(async { #expr }),
@@ -31,7 +54,7 @@ impl Inner {
     }
 
     /// An expression of the function's output.
-    pub(crate) fn into_expr(self) -> TokenStream {
+    fn into_expr(self) -> TokenStream {
         match self {
             Inner::Future(future) => quote!(#future.await),
             Inner::Expr(expr) => expr,
@@ -40,7 +63,7 @@ impl Inner {
 }
 
 /// One attribute's effect on the body.
-pub(crate) enum Layer {
+enum Layer {
     Timeout(TimeoutArgs),
     Retry(RetryArgs),
     Breaker(BreakerArgs),
@@ -51,35 +74,57 @@ impl Layer {
     fn check(&self, item: &FnItem) -> syn::Result<()> {
         match self {
             Layer::Timeout(_) | Layer::Breaker(_) => Ok(()),
-            Layer::Retry(_) => retry::check(item),
+            Layer::Retry(_) => super::retry::check(item),
         }
     }
 
     /// Adjusts the signature to the wrapped body.
     fn prepare(&self, item: &mut FnItem) {
         if let Layer::Retry(_) = self {
-            retry::prepare(item);
+            super::retry::prepare(item);
         }
     }
 
-    /// The kind and `policy = "…"` name the kill switch knows it by.
-    fn switch(&self) -> TokenStream {
-        let (kind, policy) = match self {
-            Layer::Timeout(args) => (quote!(Timeout), &args.policy),
-            Layer::Retry(args) => (quote!(Retry), &args.policy),
-            Layer::Breaker(args) => (quote!(Breaker), &args.policy),
+    /// The static that holds this layer's settings, `site`, for the function
+    /// `function`; and its entry in the function's list of layers.
+    fn site(&self, site: &Ident, function: &Ident) -> (TokenStream, TokenStream) {
+        let private = quote!(::resilience_runtime::__private);
+        let (ty, kind, value) = match self {
+            Layer::Timeout(args) => (
+                quote!(#private::TimeoutSite),
+                quote!(Timeout),
+                timeout::site(args, function),
+            ),
+            Layer::Retry(args) => (
+                quote!(#private::retry::RetrySite),
+                quote!(Retry),
+                super::retry::site(args, function),
+            ),
+            Layer::Breaker(args) => (
+                quote!(#private::breaker::BreakerSite),
+                quote!(Breaker),
+                breaker::site(args, function),
+            ),
         };
-        let policy = policy_option(policy.as_ref());
-        quote!((::resilience_runtime::__private::Kind::#kind, #policy))
+        (
+            quote!(static #site: #ty = #value;),
+            quote!(#private::LayerSite::#kind(&#site)),
+        )
     }
 
-    /// `inner` (an expression of the function's output) wrapped in this
-    /// layer; `retried` when a `#[retry]` layer is outside it.
-    fn wrap(&self, item: &FnItem, inner: Inner, retried: bool) -> TokenStream {
+    /// `inner` wrapped in this layer, whose settings are in `site`; the
+    /// call's retrier is `retrier` when a `#[retry]` layer is outside it.
+    fn wrap(
+        &self,
+        item: &FnItem,
+        inner: Inner,
+        site: &Ident,
+        retrier: Option<&Ident>,
+    ) -> TokenStream {
         match self {
-            Layer::Timeout(args) => timeout::wrap(args, item, inner),
-            Layer::Retry(args) => retry::wrap(args, item, inner),
-            Layer::Breaker(args) => breaker::wrap(args, item, inner, retried),
+            Layer::Timeout(args) => timeout::wrap(args, item, inner.into_future(), site),
+            Layer::Retry(args) => super::retry::wrap(args, item, inner.into_expr(), site),
+            Layer::Breaker(_) => breaker::wrap(item, inner.into_expr(), site, retrier),
         }
     }
 }
@@ -99,11 +144,7 @@ pub(crate) fn is_composed(args: &TokenStream) -> bool {
 }
 
 /// Expands the attribute `attr` (already parsed as `own`) on an async `item`.
-pub(crate) fn expand(
-    attr: &str,
-    own: syn::Result<Layer>,
-    item: TokenStream,
-) -> syn::Result<TokenStream> {
+fn expand(attr: &str, own: syn::Result<Layer>, item: TokenStream) -> syn::Result<TokenStream> {
     // Arguments and item are checked independently so that both kinds of
     // mistakes show up in one build.
     let mut errors = Errors::default();
@@ -126,53 +167,8 @@ pub(crate) fn expand(
     let (Some(mut item), Some(body)) = (item, body) else {
         unreachable!("errors were reported above");
     };
-    // The body is written once. With a retry it becomes an async closure over
-    // the arguments, which each attempt calls again; otherwise an async block.
-    // When the kill switch has turned every layer off, the function awaits
-    // the body directly, without the layers.
-    let wrap_all = |item: &FnItem, stmts: TokenStream| {
-        let body = private_ident("__resilience_body");
-        let fake_return = fake_return_edge(item.output_type());
-        let retried = layers.iter().any(|l| matches!(l, Layer::Retry(_)));
-        let (define, call) = if retried {
-            let fresh = retry::fresh_arguments(item);
-            (
-                quote! {
-                    #[allow(unused_mut)]
-                    let mut #body = async || { #(#fresh)* #fake_return #stmts };
-                },
-                quote!(#body()),
-            )
-        } else {
-            (
-                quote!(let #body = async { #fake_return #stmts };),
-                quote!(#body),
-            )
-        };
-        let function = item.sig.ident.unraw().to_string();
-        let switches = layers.iter().map(Layer::switch);
-        let layered = layers
-            .iter()
-            .enumerate()
-            .rev()
-            .fold(Inner::Future(call.clone()), |inner, (i, layer)| {
-                let retried = layers[..i].iter().any(|l| matches!(l, Layer::Retry(_)));
-                Inner::Expr(layer.wrap(item, inner, retried))
-            })
-            .into_expr();
-        quote! {
-            #define
-            if ::resilience_runtime::__private::all_off(
-                ::core::concat!(::core::module_path!(), "::", #function),
-                &[#(#switches),*],
-            ) {
-                return #call.await;
-            }
-            #layered
-        }
-    };
     let body = match body {
-        AsyncBody::Native(stmts) => wrap_all(&item, stmts),
+        AsyncBody::Native(stmts) => compose(&layers, &item, stmts),
         AsyncBody::AsyncTrait {
             prefix,
             mut call,
@@ -180,7 +176,7 @@ pub(crate) fn expand(
         } => {
             // `#[async_trait]` already pins the output type inside its block.
             let stmts = &future.block.stmts;
-            let wrapped = wrap_all(&item, quote!(#(#stmts)*));
+            let wrapped = compose(&layers, &item, quote!(#(#stmts)*));
             call.args[0] = syn::parse_quote!(async move { #wrapped });
             quote!(#(#prefix)* #call)
         }
@@ -189,6 +185,80 @@ pub(crate) fn expand(
         layer.prepare(&mut item);
     }
     Ok(item.with_body(body))
+}
+
+/// The body `stmts` of `item` under every layer, outermost first.
+///
+/// The function is declared once, in a static registered at link time, with
+/// the settings of each layer in statics of their own. The body is written
+/// once. With a retry it becomes an async closure over the arguments, which
+/// each attempt calls again; otherwise an async block. When the kill switch
+/// has turned every layer off, the function awaits the body directly.
+fn compose(layers: &[Layer], item: &FnItem, stmts: TokenStream) -> TokenStream {
+    let private = quote!(::resilience_runtime::__private);
+    let function = private_ident("__RESILIENCE_FUNCTION");
+    let registered = private_ident("__RESILIENCE_REGISTERED");
+    let body = private_ident("__resilience_body");
+    let name = item.sig.ident.unraw().to_string();
+    let method = item.is_method();
+
+    let sites: Vec<Ident> = (0..layers.len())
+        .map(|i| private_ident(&format!("__RESILIENCE_SITE_{i}")))
+        .collect();
+    let (statics, entries): (Vec<_>, Vec<_>) = layers
+        .iter()
+        .zip(&sites)
+        .map(|(layer, site)| layer.site(site, &function))
+        .unzip();
+    // A method's path names its type, which only its body can see.
+    let resolve = method.then(|| quote!(#function.resolve(::core::any::type_name::<Self>);));
+
+    let fake_return = fake_return_edge(item.output_type());
+    let retried = layers.iter().any(|l| matches!(l, Layer::Retry(_)));
+    let (define, call) = if retried {
+        let fresh = super::retry::fresh_arguments(item);
+        (
+            quote! {
+                #[allow(unused_mut)]
+                let mut #body = async || { #(#fresh)* #fake_return #stmts };
+            },
+            quote!(#body()),
+        )
+    } else {
+        (
+            quote!(let #body = async { #fake_return #stmts };),
+            quote!(#body),
+        )
+    };
+    let retrier = super::retry::retrier();
+    let layered = layers
+        .iter()
+        .zip(&sites)
+        .enumerate()
+        .rev()
+        .fold(Inner::Future(call.clone()), |inner, (i, (layer, site))| {
+            let retried = layers[..i].iter().any(|l| matches!(l, Layer::Retry(_)));
+            Inner::Expr(layer.wrap(item, inner, site, retried.then_some(&retrier)))
+        })
+        .into_expr();
+    quote! {
+        static #function: #private::Function = #private::Function::new(
+            ::core::concat!(::core::module_path!(), "::", #name),
+            #name,
+            #method,
+            &[#(#entries),*],
+        );
+        #[#private::linkme::distributed_slice(#private::FUNCTIONS)]
+        #[linkme(crate = #private::linkme)]
+        static #registered: &#private::Function = &#function;
+        #(#statics)*
+        #resolve
+        #define
+        if #private::all_off(&#function) {
+            return #call.await;
+        }
+        #layered
+    }
 }
 
 /// Builds the resilience attributes below the one being expanded, and marks

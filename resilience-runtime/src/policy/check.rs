@@ -1,0 +1,91 @@
+//! A policy file checked against the functions of the program, all known at
+//! link time: a key that names nothing is a warning with the closest key
+//! that would, and so is a setting for an attribute the function does not
+//! have. Keys that match never warn.
+
+use std::path::Path;
+
+use super::file::{Entry, PolicyFile};
+use super::state::known_device_keys;
+use crate::policy::Kind;
+use crate::sites::{LayerSite, functions};
+
+/// Warns about each entry of `policy` (read from `path`) that would change
+/// nothing.
+pub(super) fn check(path: &Path, policy: &PolicyFile) {
+    let device = known_device_keys();
+    for (key, entry) in &policy.policies {
+        let layers = layers_of(key);
+        if layers.is_empty() && !device.contains(&key.as_str()) {
+            let suggestion = closest(key, &device);
+            tracing::warn!(
+                file = %path.display(),
+                key = key.as_str(),
+                did_you_mean = suggestion.unwrap_or(""),
+                "no annotated function, policy name or breaker name is called this; the entry changes nothing"
+            );
+            continue;
+        }
+        for (kind, table) in tables(entry) {
+            if !layers.iter().any(|layer| layer.kind() == kind) && !(kind == Kind::Device) {
+                tracing::warn!(
+                    file = %path.display(),
+                    key = key.as_str(),
+                    setting = table,
+                    "no function by this key has the attribute this setting is for; it changes nothing"
+                );
+            }
+        }
+    }
+}
+
+/// The attributes a key reaches: those of the function it names, those that
+/// give it as `policy = "…"`, and the breakers it names.
+fn layers_of(key: &str) -> Vec<LayerSite> {
+    let mut layers = Vec::new();
+    for function in functions() {
+        let named = function.is_called(key);
+        for &layer in function.layers() {
+            let reached = named
+                || layer.policy() == Some(key)
+                || matches!(layer, LayerSite::Breaker(site) if site.name == Some(key));
+            if reached {
+                layers.push(layer);
+            }
+        }
+    }
+    layers
+}
+
+/// The kinds an entry sets something for, with the setting's name.
+fn tables(entry: &Entry) -> impl Iterator<Item = (Kind, &'static str)> {
+    [
+        entry.timeout.map(|_| (Kind::Timeout, "timeout")),
+        entry.retry.map(|_| (Kind::Retry, "retry")),
+        entry
+            .circuit_breaker
+            .map(|_| (Kind::Breaker, "circuit_breaker")),
+        entry.device.map(|_| (Kind::Device, "device")),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// The known key closest to `key`, if one is close enough to be a typo.
+fn closest(key: &str, device: &[&'static str]) -> Option<&'static str> {
+    let mut keys: Vec<&'static str> = device.to_vec();
+    for function in functions() {
+        keys.push(function.path());
+        for &layer in function.layers() {
+            keys.extend(layer.policy());
+            if let LayerSite::Breaker(site) = layer {
+                keys.extend(site.name);
+            }
+        }
+    }
+    keys.into_iter()
+        .map(|known| (strsim::normalized_damerau_levenshtein(key, known), known))
+        .filter(|&(similarity, _)| similarity >= 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, known)| known)
+}
