@@ -1,7 +1,9 @@
 //! Every expansion must compile here: no prelude, no imports, and no direct
 //! dependency on tokio or tracing. A stray unqualified path in generated code
-//! (`Ok`, `Result`, `Duration`, `tokio::…`) fails this crate's build.
+//! (`Ok`, `Result`, `Duration`, `tokio::…`) fails this crate's build, and so
+//! does generated `unsafe` code.
 #![no_implicit_prelude]
+#![forbid(unsafe_code)]
 
 /// An error with a `From<TimeoutError>` conversion.
 #[derive(Debug)]
