@@ -205,10 +205,12 @@ pub mod __private {
     #[cfg(feature = "tch")]
     pub mod device {
         pub use crate::device::args::{
-            Arg, LocateOther, LocateTensor, OutputOf, Param, PlainMoveBack, PlainStay,
-            ResultMoveBack, ResultStay, Target, ViaClone, ViaCopy, ViaTensor, origin,
+            Arg, LocateOther, LocateTensor, Param, Target, ViaClone, ViaCopy, ViaTensor, origin,
         };
         pub use crate::device::fallback::{run, run_async};
+        pub use crate::device::output::{
+            OutputOf, PlainMoveBack, PlainStay, ResultMoveBack, ResultStay,
+        };
         pub use crate::device::site::{DeviceOptions, DeviceSite};
         pub use tch::TchError;
     }

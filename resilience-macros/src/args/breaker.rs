@@ -49,8 +49,10 @@ impl BreakerArgs {
                 }
                 "half_open_probes" => count(&value, 1, u32::MAX, "expected at least 1 probe")
                     .map(|v| args.half_open_probes = v),
-                "open_for" => text_duration(&value).map(|v| args.open_for = v),
-                "slow_call" => text_duration(&value).map(|v| args.slow_call = Some(v)),
+                "open_for" => duration::text_arg(&value, "`\"30s\"`").map(|v| args.open_for = v),
+                "slow_call" => {
+                    duration::text_arg(&value, "`\"30s\"`").map(|v| args.slow_call = Some(v))
+                }
                 "name" => match &value {
                     Expr::Lit(ExprLit {
                         lit: Lit::Str(text),
@@ -109,17 +111,4 @@ fn count(value: &Expr, min: u32, max: u32, message: &str) -> syn::Result<u32> {
         return Ok(n);
     }
     Err(Error::new(value.span(), message))
-}
-
-fn text_duration(value: &Expr) -> syn::Result<Duration> {
-    match value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(text),
-            ..
-        }) => duration::text(text),
-        _ => Err(Error::new(
-            value.span(),
-            "expected a duration as text, such as `\"30s\"`",
-        )),
-    }
 }

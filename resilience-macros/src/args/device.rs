@@ -4,7 +4,7 @@ use proc_macro2::{Span, TokenStream};
 use syn::spanned::Spanned;
 use syn::{Error, Expr, ExprLit, Ident, Lit};
 
-use super::{Arg, Errors, parse_list};
+use super::{Arg, Errors, choice, parse_list};
 
 const VALID: &str = "expected one of `fallback`, `return_to`, `sticky`, `retries`, `policy`";
 
@@ -87,29 +87,6 @@ fn set<T>(slot: &mut Option<T>, value: T) -> bool {
 
 fn duplicate(span: Span, key: &str) -> Error {
     Error::new(span, format!("duplicate `{key}` option; give it once"))
-}
-
-fn choice(value: &Expr, choices: &[(&str, bool)]) -> syn::Result<bool> {
-    let names = choices
-        .iter()
-        .map(|(name, _)| format!("`\"{name}\"`"))
-        .collect::<Vec<_>>()
-        .join(" or ");
-    if let Expr::Lit(ExprLit {
-        lit: Lit::Str(text),
-        ..
-    }) = value
-    {
-        let text_value = text.value();
-        if let Some((_, choice)) = choices.iter().find(|(name, _)| *name == text_value) {
-            return Ok(*choice);
-        }
-        return Err(Error::new(
-            text.span(),
-            format!("unknown value `{text_value:?}`; expected {names}"),
-        ));
-    }
-    Err(Error::new(value.span(), format!("expected {names}")))
 }
 
 fn boolean(value: &Expr) -> syn::Result<bool> {

@@ -82,6 +82,20 @@ fn from_text(text: &LitStr) -> syn::Result<Duration> {
     non_zero(self::text(text)?, text.span())
 }
 
+/// A named duration given as text, zero allowed; `example` shows one.
+pub(crate) fn text_arg(value: &Expr, example: &str) -> syn::Result<Duration> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) => self::text(text),
+        _ => Err(Error::new(
+            value.span(),
+            format!("expected a duration as text, such as {example}"),
+        )),
+    }
+}
+
 /// A text duration, zero allowed.
 pub(crate) fn text(text: &LitStr) -> syn::Result<Duration> {
     let value = text.value();

@@ -125,6 +125,36 @@ pub(crate) fn named_only(
     Ok(named)
 }
 
+/// One of a few text values, each standing for a `T`.
+pub(crate) fn choice<T: Copy>(value: &Expr, choices: &[(&str, T)]) -> syn::Result<T> {
+    let expected = choices
+        .iter()
+        .map(|(name, _)| format!("`\"{name}\"`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Expr::Lit(syn::ExprLit {
+        lit: syn::Lit::Str(text),
+        ..
+    }) = value
+    {
+        let given = text.value();
+        return choices
+            .iter()
+            .find(|(name, _)| *name == given)
+            .map(|(_, choice)| *choice)
+            .ok_or_else(|| {
+                syn::Error::new(
+                    text.span(),
+                    format!("unknown value `{given:?}`; expected one of {expected}"),
+                )
+            });
+    }
+    Err(syn::Error::new_spanned(
+        value,
+        format!("expected one of {expected}"),
+    ))
+}
+
 /// A `policy = "…"` name: the key of this function in policy files.
 pub(crate) fn policy_name(value: &Expr) -> syn::Result<syn::LitStr> {
     match value {

@@ -6,7 +6,7 @@ use proc_macro2::TokenStream;
 use syn::spanned::Spanned;
 use syn::{Error, Expr, ExprLit, ExprPath, Ident, Lit, LitStr, Path};
 
-use super::{Errors, duration, named_only};
+use super::{Errors, choice, duration, named_only};
 
 const VALID: &str = "expected one of `attempts`, `backoff`, `base`, `factor`, `max_delay`, `jitter`, `when`, `policy`";
 
@@ -59,12 +59,17 @@ impl RetryArgs {
         match key {
             "attempts" => self.attempts = attempts(value)?,
             "backoff" => {
-                self.exponential = choice(value, &["exponential", "constant"])? == "exponential";
+                self.exponential = choice(value, &[("exponential", true), ("constant", false)])?;
             }
-            "base" => self.base = text_duration(value)?,
-            "max_delay" => self.max_delay = text_duration(value)?,
+            "base" => self.base = duration::text_arg(value, "`\"100ms\"` or `\"2s\"`")?,
+            "max_delay" => self.max_delay = duration::text_arg(value, "`\"100ms\"` or `\"2s\"`")?,
             "factor" => self.factor = factor(value)?,
-            "jitter" => self.jitter = choice(value, &["full", "equal", "none"])?,
+            "jitter" => {
+                self.jitter = choice(
+                    value,
+                    &[("full", "full"), ("equal", "equal"), ("none", "none")],
+                )?
+            }
             "policy" => self.policy = Some(super::policy_name(value)?),
             "when" => match value {
                 Expr::Path(ExprPath { path, .. }) => self.when = Some(path.clone()),
@@ -119,46 +124,4 @@ fn factor(value: &Expr) -> syn::Result<f64> {
             "expected a growth factor of at least 1.0, such as `factor = 2.0`",
         )),
     }
-}
-
-fn text_duration(value: &Expr) -> syn::Result<Duration> {
-    match value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(text),
-            ..
-        }) => duration::text(text),
-        _ => Err(Error::new(
-            value.span(),
-            "expected a duration as text, such as `\"100ms\"` or `\"2s\"`",
-        )),
-    }
-}
-
-fn choice(value: &Expr, choices: &[&'static str]) -> syn::Result<&'static str> {
-    let expected = choices
-        .iter()
-        .map(|c| format!("`\"{c}\"`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if let Expr::Lit(ExprLit {
-        lit: Lit::Str(text),
-        ..
-    }) = value
-    {
-        let given = text.value();
-        return choices
-            .iter()
-            .copied()
-            .find(|c| *c == given)
-            .ok_or_else(|| {
-                Error::new(
-                    text.span(),
-                    format!("unknown value `{given:?}`; expected one of {expected}"),
-                )
-            });
-    }
-    Err(Error::new(
-        value.span(),
-        format!("expected one of {expected}"),
-    ))
 }

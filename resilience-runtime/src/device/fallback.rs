@@ -2,17 +2,17 @@
 //! the CPU rerun, the move back to the inputs' device, and the counts.
 
 use std::any::Any;
-use std::cell::Cell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
-use std::sync::Once;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 use tch::{Device, TchError};
 
-use super::args::{Output, Target};
+use super::args::Target;
+use super::output::Output;
+use super::panics::{install_quiet_hook, quietly, torch_panic};
 use super::site::{DeviceOptions, DeviceSite};
 use super::{DeviceError, DeviceErrorKind, classify, normalize};
 
@@ -65,60 +65,6 @@ impl std::fmt::Display for Named {
             Some(Device::Vulkan) => f.write_str("vulkan"),
         }
     }
-}
-
-/// The text of a panic raised by a tch method, or `None` for any other panic.
-fn torch_panic(payload: &(dyn Any + Send)) -> Option<String> {
-    torch_panic_text(payload).map(str::to_owned)
-}
-
-fn torch_panic_text(payload: &(dyn Any + Send)) -> Option<&str> {
-    let text = payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())?;
-    let from_torch = text.contains("Torch(\"") || text.contains("Internal torch error");
-    from_torch.then_some(text)
-}
-
-thread_local! {
-    /// Set while a device attempt runs whose torch panics will be recovered
-    /// by a CPU rerun when they are of a kind that falls back.
-    static QUIET: Cell<bool> = const { Cell::new(false) };
-}
-
-static QUIET_HOOK: Once = Once::new();
-
-/// Chains a panic hook that keeps quiet about the torch panics a CPU rerun is
-/// about to recover from: they are reported once, as a `tracing` event, rather
-/// than as a panic message with a C++ backtrace. Every other panic, and every
-/// torch panic that is passed on, reaches the previous hook unchanged.
-fn install_quiet_hook() {
-    QUIET_HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let recovered = QUIET.get()
-                && torch_panic_text(info.payload()).is_some_and(|text| classify(text).falls_back());
-            if !recovered {
-                previous(info);
-            }
-        }));
-    });
-}
-
-/// Restores the enclosing quiet flag, also when unwinding.
-struct QuietReset(bool);
-
-impl Drop for QuietReset {
-    fn drop(&mut self) {
-        QUIET.set(self.0);
-    }
-}
-
-/// Runs a device attempt with the quiet hook on, when the call falls back.
-fn quietly<T>(options: &DeviceOptions, attempt: impl FnOnce() -> T) -> T {
-    let _reset = QuietReset(QUIET.replace(options.fallback));
-    attempt()
 }
 
 /// Reads one finished run: a result, or a panic to classify or resume.
@@ -184,7 +130,9 @@ pub fn run<R, O: Output<R>>(
     install_quiet_hook();
     let failure = match before_attempt(site, &options, origin) {
         Some(failure) => failure,
-        None => match quietly(&options, || attempt(output, || call(Target::Device))) {
+        None => match quietly(options.fallback, || {
+            attempt(output, || call(Target::Device))
+        }) {
             Attempt::Done(value) => return value,
             Attempt::Failed(failure) => failure,
         },
@@ -195,7 +143,9 @@ pub fn run<R, O: Output<R>>(
             Step::Done(value) => return value,
             Step::Run(recovery, target) => {
                 let outcome = if target == Target::Device {
-                    quietly(&recovery.options, || attempt(output, || call(target)))
+                    quietly(recovery.options.fallback, || {
+                        attempt(output, || call(target))
+                    })
                 } else {
                     attempt(output, || call(target))
                 };
@@ -433,8 +383,10 @@ impl<F: Future> Future for CatchUnwind<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let future = this.future;
-        let _reset = QuietReset(QUIET.replace(*this.quiet));
-        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+        let polled = quietly(*this.quiet, || {
+            catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
+        });
+        match polled {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
             Err(payload) => Poll::Ready(Err(payload)),

@@ -12,12 +12,18 @@ mod error;
 #[cfg(feature = "tch")]
 pub(crate) mod fallback;
 #[cfg(feature = "tch")]
+pub(crate) mod output;
+#[cfg(feature = "tch")]
+mod panics;
+#[cfg(feature = "tch")]
 pub(crate) mod site;
 
 #[cfg(feature = "tch")]
-pub use args::{FromDeviceError, TensorArg, ToOrigin};
+pub use args::TensorArg;
 pub use classify::{DeviceErrorKind, classify, normalize};
 #[cfg(feature = "tch")]
 pub use error::DeviceError;
+#[cfg(feature = "tch")]
+pub use output::{FromDeviceError, ToOrigin};
 #[cfg(feature = "tch")]
 pub use site::{FunctionStats, reset_health, stats};

@@ -1,0 +1,214 @@
+//! How results go back to their device, and how a return type reports a
+//! device error. The expansion picks the handling of its return type with
+//! autoref-based dispatch, as for arguments: a `Result` or not, holding
+//! tensors (moved back to their device) or not.
+
+use std::fmt::Display;
+use std::marker::PhantomData;
+
+use tch::{Device, TchError, Tensor};
+
+use super::DeviceError;
+
+/// A result that can be moved to another device.
+///
+/// Implemented for `Tensor`, `Vec<Tensor>`, `Option` of these and tuples of up
+/// to three of them.
+pub trait ToOrigin: Sized {
+    /// Moves `self` to `device`; on failure, gives `self` back unchanged.
+    fn to_origin(self, device: Device) -> Result<Self, (Self, TchError)>;
+}
+
+impl ToOrigin for Tensor {
+    fn to_origin(self, device: Device) -> Result<Self, (Self, TchError)> {
+        match self.f_to_device(device) {
+            Ok(moved) => Ok(moved),
+            Err(error) => Err((self, error)),
+        }
+    }
+}
+
+impl ToOrigin for Vec<Tensor> {
+    fn to_origin(self, device: Device) -> Result<Self, (Self, TchError)> {
+        let moved: Result<Vec<_>, _> = self.iter().map(|t| t.f_to_device(device)).collect();
+        match moved {
+            Ok(moved) => Ok(moved),
+            Err(error) => Err((self, error)),
+        }
+    }
+}
+
+impl<T: ToOrigin> ToOrigin for Option<T> {
+    fn to_origin(self, device: Device) -> Result<Self, (Self, TchError)> {
+        match self {
+            None => Ok(None),
+            Some(value) => value
+                .to_origin(device)
+                .map(Some)
+                .map_err(|(v, e)| (Some(v), e)),
+        }
+    }
+}
+
+impl<A: ToOrigin, B: ToOrigin> ToOrigin for (A, B) {
+    fn to_origin(self, device: Device) -> Result<Self, (Self, TchError)> {
+        let (a, b) = self;
+        match a.to_origin(device) {
+            Err((a, error)) => Err(((a, b), error)),
+            Ok(a) => match b.to_origin(device) {
+                Ok(b) => Ok((a, b)),
+                Err((b, error)) => Err(((a, b), error)),
+            },
+        }
+    }
+}
+
+impl<A: ToOrigin, B: ToOrigin, C: ToOrigin> ToOrigin for (A, B, C) {
+    fn to_origin(self, device: Device) -> Result<Self, (Self, TchError)> {
+        let (a, b, c) = self;
+        match (a, b).to_origin(device) {
+            Err(((a, b), error)) => Err(((a, b, c), error)),
+            Ok((a, b)) => match c.to_origin(device) {
+                Ok(c) => Ok((a, b, c)),
+                Err((c, error)) => Err(((a, b, c), error)),
+            },
+        }
+    }
+}
+
+/// How an annotated function's output reports failures and moves back.
+#[doc(hidden)]
+pub trait Output<R>: Copy {
+    /// The message of an `Err` output.
+    fn failure(self, output: &R) -> Option<String>;
+    /// The output that carries `error`, for outputs that can.
+    fn report(self, error: DeviceError) -> Option<R>;
+    /// Moves the output to `device`, or gives it back with the reason.
+    fn to_origin(self, output: R, device: Device) -> Result<R, (R, TchError)>;
+}
+
+/// A `Result` output.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct ResultOutput<M>(M);
+
+/// A plain output: failures arrive as panics.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct PlainOutput<M>(M);
+
+/// The output holds tensors and moves back to the origin.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct MoveBack;
+
+/// The output stays where it is.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct Stay;
+
+#[doc(hidden)]
+pub trait Mover<T>: Copy {
+    fn move_to(self, value: T, device: Device) -> Result<T, (T, TchError)>;
+}
+
+impl<T: ToOrigin> Mover<T> for MoveBack {
+    fn move_to(self, value: T, device: Device) -> Result<T, (T, TchError)> {
+        value.to_origin(device)
+    }
+}
+
+impl<T> Mover<T> for Stay {
+    fn move_to(self, value: T, _: Device) -> Result<T, (T, TchError)> {
+        Ok(value)
+    }
+}
+
+/// Needed of the error type of a `Result` returned by a `#[safe_mps_op]` function.
+#[diagnostic::on_unimplemented(
+    message = "`#[safe_mps_op]` cannot report a device error through `{Self}`",
+    label = "the error type of this `Result` needs `From<resilience_runtime::device::DeviceError>` and `Display`",
+    note = "add `impl From<DeviceError> for {Self}` (or a thiserror `#[from]` variant), or return the value without `Result`"
+)]
+pub trait FromDeviceError: From<DeviceError> + Display {}
+
+#[diagnostic::do_not_recommend]
+impl<E: From<DeviceError> + Display> FromDeviceError for E {}
+
+impl<T, E: FromDeviceError, M: Mover<T>> Output<Result<T, E>> for ResultOutput<M> {
+    fn failure(self, output: &Result<T, E>) -> Option<String> {
+        output.as_ref().err().map(ToString::to_string)
+    }
+    fn report(self, error: DeviceError) -> Option<Result<T, E>> {
+        Some(Err(E::from(error)))
+    }
+    fn to_origin(
+        self,
+        output: Result<T, E>,
+        device: Device,
+    ) -> Result<Result<T, E>, (Result<T, E>, TchError)> {
+        match output {
+            Ok(value) => self
+                .0
+                .move_to(value, device)
+                .map(Ok)
+                .map_err(|(v, e)| (Ok(v), e)),
+            Err(error) => Ok(Err(error)),
+        }
+    }
+}
+
+impl<R, M: Mover<R>> Output<R> for PlainOutput<M> {
+    fn failure(self, _: &R) -> Option<String> {
+        None
+    }
+    fn report(self, _: DeviceError) -> Option<R> {
+        None
+    }
+    fn to_origin(self, output: R, device: Device) -> Result<R, (R, TchError)> {
+        self.0.move_to(output, device)
+    }
+}
+
+/// Picks the [`Output`] handling of `R`; see the module docs.
+#[doc(hidden)]
+pub struct OutputOf<R>(PhantomData<R>);
+
+impl<R> OutputOf<R> {
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+#[doc(hidden)]
+pub trait ResultMoveBack {
+    fn output(&self) -> ResultOutput<MoveBack> {
+        ResultOutput(MoveBack)
+    }
+}
+impl<T: ToOrigin, E> ResultMoveBack for &&&OutputOf<Result<T, E>> {}
+
+#[doc(hidden)]
+pub trait ResultStay {
+    fn output(&self) -> ResultOutput<Stay> {
+        ResultOutput(Stay)
+    }
+}
+impl<T, E> ResultStay for &&OutputOf<Result<T, E>> {}
+
+#[doc(hidden)]
+pub trait PlainMoveBack {
+    fn output(&self) -> PlainOutput<MoveBack> {
+        PlainOutput(MoveBack)
+    }
+}
+impl<T: ToOrigin> PlainMoveBack for &OutputOf<T> {}
+
+#[doc(hidden)]
+pub trait PlainStay {
+    fn output(&self) -> PlainOutput<Stay> {
+        PlainOutput(Stay)
+    }
+}
+impl<T> PlainStay for OutputOf<T> {}
