@@ -194,8 +194,9 @@ pub mod __private {
     pub use linkme;
     pub mod breaker {
         pub use crate::breaker::FromCircuitOpen;
+        pub use crate::breaker::Settings;
         pub use crate::breaker::site::BreakerSite;
-        pub use crate::breaker::state::{BreakerConfig, Outcome};
+        pub use crate::breaker::state::Outcome;
     }
     pub mod retry {
         pub use crate::events::{Shown, ShownByDebug, ShownByDisplay, Unshown};

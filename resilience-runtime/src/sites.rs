@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use linkme::distributed_slice;
 
-use crate::breaker::State;
 use crate::breaker::site::BreakerSite;
+use crate::breaker::{Settings, State};
 use crate::deadline::site::TimeoutSite;
 use crate::policy::Kind;
 use crate::retry::run::RetrySite;
@@ -189,28 +189,10 @@ pub enum Layer {
         /// Its state.
         state: State,
         /// Its settings; `None` when switched off.
-        settings: Option<BreakerSettings>,
+        settings: Option<Settings>,
         /// Its `policy = "…"` name.
         policy: Option<&'static str>,
     },
-}
-
-/// The settings of a circuit breaker.
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
-pub struct BreakerSettings {
-    /// Open when at least this share of the window failed.
-    pub failure_rate: f64,
-    /// How many recent calls the window holds.
-    pub window: u32,
-    /// No decision before this many calls are in the window.
-    pub min_calls: u32,
-    /// How long to stay open before probing.
-    pub open_for: Duration,
-    /// Calls admitted at a time while half-open.
-    pub half_open_probes: u32,
-    /// A call slower than this counts as a failure.
-    pub slow_call: Option<Duration>,
 }
 
 /// Every function annotated with `#[timeout_async]`, `#[retry]` or
@@ -246,14 +228,7 @@ impl LayerSite {
                 Layer::Breaker {
                     name: breaker.name,
                     state: breaker.state(),
-                    settings: site.config_in_force().map(|c| BreakerSettings {
-                        failure_rate: c.failure_rate,
-                        window: c.window,
-                        min_calls: c.min_calls,
-                        open_for: c.open_for,
-                        half_open_probes: c.half_open_probes,
-                        slow_call: c.slow_call,
-                    }),
+                    settings: site.config_in_force(),
                     policy: site.policy,
                 }
             }

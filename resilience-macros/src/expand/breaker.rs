@@ -39,14 +39,14 @@ pub(super) fn site(args: &BreakerArgs, function: &Ident) -> TokenStream {
             #name,
             &#function,
             #policy,
-            #private::BreakerConfig {
-                failure_rate: #failure_rate,
-                window: #window,
-                min_calls: #min_calls,
-                open_for: #open_for,
-                half_open_probes: #half_open_probes,
-                slow_call: #slow_call,
-            },
+            #private::Settings::new(
+                #failure_rate,
+                #window,
+                #min_calls,
+                #open_for,
+                #half_open_probes,
+                #slow_call,
+            ),
         )
     }
 }

@@ -8,9 +8,11 @@
 //! statistical, and only ever read to decide a transition, which the word
 //! then settles.
 //!
-//! Time comes in as an argument (time since the breaker was created), so the
-//! machine has no clock of its own and its `loom` models explore every
-//! interleaving of admit, record, cancel and transition.
+//! Time comes in as an argument (a function that reads the time since the
+//! breaker was created, called only on the paths that need it: the closed
+//! path never reads the clock), so the machine has no clock of its own and
+//! its `loom` models explore every interleaving of admit, record, cancel and
+//! transition.
 
 use std::time::Duration;
 
@@ -207,7 +209,11 @@ impl Machine {
     /// not. The caller that moves an open breaker to half-open is its first
     /// probe, so that no call slips in between.
     #[inline]
-    pub(crate) fn admit(&self, limits: &Limits, now: Duration) -> (Admission, Option<Transition>) {
+    pub(crate) fn admit(
+        &self,
+        limits: &Limits,
+        now: impl FnOnce() -> Duration,
+    ) -> (Admission, Option<Transition>) {
         let word = self.load();
         match word.state() {
             State::Closed => (Admission::Run(Self::ticket(word, false)), None),
@@ -224,7 +230,12 @@ impl Machine {
     }
 
     #[cold]
-    fn admit_slow(&self, limits: &Limits, now: Duration) -> (Admission, Option<Transition>) {
+    fn admit_slow(
+        &self,
+        limits: &Limits,
+        now: impl FnOnce() -> Duration,
+    ) -> (Admission, Option<Transition>) {
+        let now = now();
         loop {
             let word = self.load();
             let next = match word.state() {
@@ -261,7 +272,7 @@ impl Machine {
         ticket: Ticket,
         failed: bool,
         limits: &Limits,
-        now: Duration,
+        now: impl FnOnce() -> Duration,
     ) -> Option<Transition> {
         if ticket.probe {
             self.record_probe(ticket, failed, limits, now)
@@ -285,7 +296,12 @@ impl Machine {
         }
     }
 
-    fn record_failure(&self, ticket: Ticket, limits: &Limits, now: Duration) -> Option<Transition> {
+    fn record_failure(
+        &self,
+        ticket: Ticket,
+        limits: &Limits,
+        now: impl FnOnce() -> Duration,
+    ) -> Option<Transition> {
         let word = self.load();
         if word.state() != State::Closed || word.generation() != ticket.generation {
             return None;
@@ -301,7 +317,7 @@ impl Machine {
         }
         let failed = failures.count_ones();
         if f64::from(failed) / calls as f64 >= limits.failure_rate
-            && self.swap(word, word.next(State::Open, Word::micros(now)))
+            && self.swap(word, word.next(State::Open, Word::micros(now())))
         {
             return Some(Transition {
                 window: Some((failed, calls as u32)),
@@ -316,8 +332,9 @@ impl Machine {
         ticket: Ticket,
         failed: bool,
         limits: &Limits,
-        now: Duration,
+        now: impl FnOnce() -> Duration,
     ) -> Option<Transition> {
+        let now = failed.then(now).unwrap_or_default();
         loop {
             let word = self.load();
             if word.state() != State::HalfOpen || word.generation() != ticket.generation {
@@ -414,7 +431,7 @@ mod tests {
     };
 
     fn run(machine: &Machine, now: Duration) -> Ticket {
-        match machine.admit(&LIMITS, now).0 {
+        match machine.admit(&LIMITS, || now).0 {
             Admission::Run(ticket) => ticket,
             other => panic!("expected to run, got {other:?}"),
         }
@@ -423,7 +440,7 @@ mod tests {
     fn open(machine: &Machine) {
         for _ in 0..2 {
             let ticket = run(machine, Duration::ZERO);
-            machine.record(ticket, true, &LIMITS, Duration::ZERO);
+            machine.record(ticket, true, &LIMITS, || Duration::ZERO);
         }
         assert_eq!(machine.state(), State::Open);
     }
@@ -449,7 +466,7 @@ mod tests {
         let machine = Machine::new();
         open(&machine);
         let later = Duration::from_secs(10);
-        let (admission, moved) = machine.admit(&LIMITS, later);
+        let (admission, moved) = machine.admit(&LIMITS, || later);
         assert!(matches!(
             admission,
             Admission::Run(Ticket { probe: true, .. })
@@ -457,7 +474,7 @@ mod tests {
         assert_eq!(moved, Some(Transition::new(State::Open, State::HalfOpen)));
         assert_eq!(machine.probes(), 1);
         run(&machine, later);
-        assert_eq!(machine.admit(&LIMITS, later).0, Admission::Reject(None));
+        assert_eq!(machine.admit(&LIMITS, || later).0, Admission::Reject(None));
         assert_eq!(machine.probes(), 2);
     }
 
@@ -468,20 +485,20 @@ mod tests {
         let t1 = Duration::from_secs(10);
         let slow = run(&machine, t1); // round 1's probe, still running
         let failing = run(&machine, t1);
-        machine.record(failing, true, &LIMITS, t1); // reopens
+        machine.record(failing, true, &LIMITS, || t1); // reopens
         let t2 = Duration::from_secs(20);
         let fresh = run(&machine, t2); // round 2
         let cancelled = run(&machine, t2);
         machine.cancel(cancelled);
-        machine.record(slow, false, &LIMITS, t2); // late: ignored
+        machine.record(slow, false, &LIMITS, || t2); // late: ignored
         machine.cancel(slow);
         assert_eq!(machine.state(), State::HalfOpen);
         assert_eq!(machine.probes(), 1);
-        machine.record(fresh, false, &LIMITS, t2);
+        machine.record(fresh, false, &LIMITS, || t2);
         assert_eq!(machine.probes(), 0, "the probe that succeeded is done");
         let last = run(&machine, t2);
         assert_eq!(
-            machine.record(last, false, &LIMITS, t2).map(|t| t.to),
+            machine.record(last, false, &LIMITS, || t2).map(|t| t.to),
             Some(State::Closed)
         );
     }
@@ -492,14 +509,17 @@ mod tests {
         let at = Duration::from_millis(1500) + Duration::from_nanos(1);
         for _ in 0..2 {
             let ticket = run(&machine, at);
-            machine.record(ticket, true, &LIMITS, at);
+            machine.record(ticket, true, &LIMITS, || at);
         }
         let almost = at + LIMITS.open_for - Duration::from_micros(1);
         assert!(
-            matches!(machine.admit(&LIMITS, almost).0, Admission::Reject(Some(left)) if !left.is_zero())
+            matches!(machine.admit(&LIMITS, || almost).0, Admission::Reject(Some(left)) if !left.is_zero())
         );
         let due = at + LIMITS.open_for;
-        assert!(matches!(machine.admit(&LIMITS, due).0, Admission::Run(_)));
+        assert!(matches!(
+            machine.admit(&LIMITS, || due).0,
+            Admission::Run(_)
+        ));
     }
 
     #[test]
@@ -514,7 +534,7 @@ mod tests {
         // 8; then the window shrinks to 4, whose slots hold the successes.
         for failed in [false, false, false, false, true, true, true] {
             let ticket = run(&machine, Duration::ZERO);
-            machine.record(ticket, failed, &wide, Duration::ZERO);
+            machine.record(ticket, failed, &wide, || Duration::ZERO);
         }
         let narrow = Limits {
             window: 4,
@@ -524,7 +544,7 @@ mod tests {
         };
         let ticket = run(&machine, Duration::ZERO);
         // Position 7 lands in slot 3 of 4: one failure in 4.
-        machine.record(ticket, true, &narrow, Duration::ZERO);
+        machine.record(ticket, true, &narrow, || Duration::ZERO);
         assert_eq!(machine.state(), State::Closed);
     }
 
@@ -538,7 +558,7 @@ mod tests {
         };
         for _ in 0..2 {
             let ticket = run(&machine, Duration::ZERO);
-            machine.record(ticket, true, &limits, Duration::ZERO);
+            machine.record(ticket, true, &limits, || Duration::ZERO);
         }
         assert_eq!(machine.state(), State::Open);
     }

@@ -45,6 +45,7 @@ use std::time::Duration;
 pub use machine::State;
 use site::find;
 use state::Breaker;
+pub use state::Settings;
 
 /// A call was rejected because its circuit breaker is open.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::CircuitOpenError;
-use super::state::{Breaker, BreakerConfig, Permit};
+use super::state::{Breaker, Permit, Settings};
 use crate::policy::{Gate, Kind, at_defaults, gate, kind_off};
 use crate::sites::{Function, LayerSite};
 
@@ -25,7 +25,7 @@ pub struct BreakerSite {
     pub(crate) name: Option<&'static str>,
     function: &'static Function,
     pub(crate) policy: Option<&'static str>,
-    config: BreakerConfig,
+    config: Settings,
     breaker: OnceLock<&'static Breaker>,
 }
 
@@ -35,7 +35,7 @@ impl BreakerSite {
         name: Option<&'static str>,
         function: &'static Function,
         policy: Option<&'static str>,
-        config: BreakerConfig,
+        config: Settings,
     ) -> Self {
         Self {
             name,
@@ -97,7 +97,7 @@ impl BreakerSite {
     }
 
     /// The settings in force; `None` when switched off.
-    pub(crate) fn config_in_force(&self) -> Option<BreakerConfig> {
+    pub(crate) fn config_in_force(&self) -> Option<Settings> {
         let breaker = self.breaker();
         if at_defaults() {
             Some(breaker.config)
@@ -107,7 +107,7 @@ impl BreakerSite {
     }
 
     #[cold]
-    fn config_by_policy(&self, breaker: &'static Breaker) -> Option<BreakerConfig> {
+    fn config_by_policy(&self, breaker: &'static Breaker) -> Option<Settings> {
         if kind_off(Kind::Breaker) {
             return None;
         }
@@ -119,7 +119,7 @@ impl BreakerSite {
         }) {
             Gate::Defaults => Some(base),
             Gate::Off => None,
-            Gate::Override(entry) => Some(BreakerConfig {
+            Gate::Override(entry) => Some(Settings {
                 failure_rate: entry.failure_rate.map_or(base.failure_rate, |r| r.0),
                 window: entry.window.map_or(base.window, |w| w.0),
                 min_calls: entry.min_calls.map_or(base.min_calls, |m| m.0),

@@ -8,9 +8,11 @@ use tokio::time::Instant;
 use super::CircuitOpenError;
 use super::machine::{Admission, Limits, MAX_PROBES, Machine, State, Ticket, Transition};
 
-/// What `#[circuit_breaker(...)]` was asked for.
+/// The settings of a circuit breaker: what `#[circuit_breaker(...)]` was
+/// asked for, as a policy file may override it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BreakerConfig {
+#[non_exhaustive]
+pub struct Settings {
     /// Open when at least this share of the window failed.
     pub failure_rate: f64,
     /// How many recent calls the window holds (1 to 64).
@@ -25,7 +27,27 @@ pub struct BreakerConfig {
     pub slow_call: Option<Duration>,
 }
 
-impl BreakerConfig {
+impl Settings {
+    /// What an expansion declares.
+    #[doc(hidden)]
+    pub const fn new(
+        failure_rate: f64,
+        window: u32,
+        min_calls: u32,
+        open_for: Duration,
+        half_open_probes: u32,
+        slow_call: Option<Duration>,
+    ) -> Self {
+        Self {
+            failure_rate,
+            window,
+            min_calls,
+            open_for,
+            half_open_probes,
+            slow_call,
+        }
+    }
+
     /// The settings in the machine's bounds, whatever a policy file said: a
     /// window of 1 to 64 calls, `min_calls` no more than the window (a full
     /// window decides), at least one probe.
@@ -48,7 +70,7 @@ pub(crate) struct Breaker {
     epoch: Instant,
     /// The settings of the site that created it; other sites sharing its
     /// name use these.
-    pub(super) config: BreakerConfig,
+    pub(super) config: Settings,
     /// That site's function.
     pub(super) owner: &'static str,
 }
@@ -62,14 +84,14 @@ pub(crate) struct Breaker {
 pub struct Permit<'a> {
     breaker: &'a Breaker,
     function: &'static str,
-    config: BreakerConfig,
+    config: Settings,
     /// `None` once the outcome is counted, or when nothing is counted.
     ticket: Option<Ticket>,
     start: Option<Instant>,
 }
 
 impl Breaker {
-    pub(super) fn new(name: &'static str, owner: &'static str, config: BreakerConfig) -> Self {
+    pub(super) fn new(name: &'static str, owner: &'static str, config: Settings) -> Self {
         Self {
             name,
             machine: Machine::new(),
@@ -93,10 +115,10 @@ impl Breaker {
     pub(crate) fn admit(
         &self,
         function: &'static str,
-        config: BreakerConfig,
+        config: Settings,
     ) -> Result<Permit<'_>, CircuitOpenError> {
         let limits = config.limits();
-        let (admission, moved) = self.machine.admit(&limits, self.now());
+        let (admission, moved) = self.machine.admit(&limits, || self.now());
         if let Some(moved) = moved {
             self.report(moved, &limits);
         }
@@ -115,7 +137,7 @@ impl Breaker {
 
     /// A permit that counts nothing: forced closed, or switched off.
     #[inline]
-    pub(crate) fn pass(&self, function: &'static str, config: BreakerConfig) -> Permit<'_> {
+    pub(crate) fn pass(&self, function: &'static str, config: Settings) -> Permit<'_> {
         Permit {
             breaker: self,
             function,
@@ -155,9 +177,9 @@ impl Breaker {
         }
     }
 
-    fn record(&self, ticket: Ticket, failed: bool, config: &BreakerConfig) {
+    fn record(&self, ticket: Ticket, failed: bool, config: &Settings) {
         let limits = config.limits();
-        if let Some(moved) = self.machine.record(ticket, failed, &limits, self.now()) {
+        if let Some(moved) = self.machine.record(ticket, failed, &limits, || self.now()) {
             self.report(moved, &limits);
         }
     }

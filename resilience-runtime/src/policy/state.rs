@@ -111,7 +111,7 @@ pub fn all_off(function: &'static Function) -> bool {
     if flags == INIT {
         return false;
     }
-    all_off_slow(flags, function)
+    flags & OFF_ALL != 0 || all_off_slow(flags, function)
 }
 
 #[cold]

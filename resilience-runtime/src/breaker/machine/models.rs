@@ -26,10 +26,10 @@ fn limits(half_open_probes: u32) -> Limits {
 fn opened(limits: &Limits) -> Arc<Machine> {
     let machine = Arc::new(Machine::new());
     for _ in 0..2 {
-        let (Admission::Run(ticket), _) = machine.admit(limits, Duration::ZERO) else {
+        let (Admission::Run(ticket), _) = machine.admit(limits, || Duration::ZERO) else {
             panic!("a closed breaker admits");
         };
-        machine.record(ticket, true, limits, Duration::ZERO);
+        machine.record(ticket, true, limits, || Duration::ZERO);
     }
     assert_eq!(machine.state(), State::Open);
     machine
@@ -50,7 +50,7 @@ fn half_open_admits_no_more_than_its_probes() {
         let callers: Vec<_> = (0..2)
             .map(|_| {
                 let machine = machine.clone();
-                thread::spawn(move || admitted(machine.admit(&limits, OPEN_FOR).0))
+                thread::spawn(move || admitted(machine.admit(&limits, || OPEN_FOR).0))
             })
             .collect();
         let tickets: Vec<Ticket> = callers
@@ -69,16 +69,16 @@ fn a_late_probe_and_a_cancelled_one_leave_the_next_round_usable() {
         let limits = limits(2);
         let machine = opened(&limits);
         // Round 1: a slow probe, and one that fails and reopens the breaker.
-        let slow = admitted(machine.admit(&limits, OPEN_FOR).0).unwrap();
-        let failing = admitted(machine.admit(&limits, OPEN_FOR).0).unwrap();
-        machine.record(failing, true, &limits, OPEN_FOR);
+        let slow = admitted(machine.admit(&limits, || OPEN_FOR).0).unwrap();
+        let failing = admitted(machine.admit(&limits, || OPEN_FOR).0).unwrap();
+        machine.record(failing, true, &limits, || OPEN_FOR);
         let round_two = OPEN_FOR * 2;
-        let fresh = admitted(machine.admit(&limits, round_two).0).unwrap();
+        let fresh = admitted(machine.admit(&limits, || round_two).0).unwrap();
 
         let late = {
             let machine = machine.clone();
             thread::spawn(move || {
-                machine.record(slow, false, &limits, round_two);
+                machine.record(slow, false, &limits, || round_two);
             })
         };
         let cancelled = {
@@ -91,11 +91,14 @@ fn a_late_probe_and_a_cancelled_one_leave_the_next_round_usable() {
         assert_eq!(machine.state(), State::HalfOpen);
         assert_eq!(machine.probes(), 0);
         let (first, second) = (
-            admitted(machine.admit(&limits, round_two).0),
-            admitted(machine.admit(&limits, round_two).0),
+            admitted(machine.admit(&limits, || round_two).0),
+            admitted(machine.admit(&limits, || round_two).0),
         );
         assert!(first.is_some() && second.is_some());
-        assert_eq!(machine.admit(&limits, round_two).0, Admission::Reject(None));
+        assert_eq!(
+            machine.admit(&limits, || round_two).0,
+            Admission::Reject(None)
+        );
     });
 }
 
@@ -105,14 +108,14 @@ fn concurrent_probe_successes_close_once() {
         let limits = limits(2);
         let machine = opened(&limits);
         let tickets = [
-            admitted(machine.admit(&limits, OPEN_FOR).0).unwrap(),
-            admitted(machine.admit(&limits, OPEN_FOR).0).unwrap(),
+            admitted(machine.admit(&limits, || OPEN_FOR).0).unwrap(),
+            admitted(machine.admit(&limits, || OPEN_FOR).0).unwrap(),
         ];
         let probes: Vec<_> = tickets
             .into_iter()
             .map(|ticket| {
                 let machine = machine.clone();
-                thread::spawn(move || machine.record(ticket, false, &limits, OPEN_FOR))
+                thread::spawn(move || machine.record(ticket, false, &limits, || OPEN_FOR))
             })
             .collect();
         let closed = probes
@@ -130,18 +133,18 @@ fn a_failed_probe_wins_over_a_concurrent_success() {
     loom::model(|| {
         let limits = limits(2);
         let machine = opened(&limits);
-        let ok = admitted(machine.admit(&limits, OPEN_FOR).0).unwrap();
-        let bad = admitted(machine.admit(&limits, OPEN_FOR).0).unwrap();
+        let ok = admitted(machine.admit(&limits, || OPEN_FOR).0).unwrap();
+        let bad = admitted(machine.admit(&limits, || OPEN_FOR).0).unwrap();
         let success = {
             let machine = machine.clone();
-            thread::spawn(move || machine.record(ok, false, &limits, OPEN_FOR))
+            thread::spawn(move || machine.record(ok, false, &limits, || OPEN_FOR))
         };
-        machine.record(bad, true, &limits, OPEN_FOR);
+        machine.record(bad, true, &limits, || OPEN_FOR);
         success.join().unwrap();
         assert_eq!(machine.state(), State::Open);
         // Reopened now, so the next probe waits `open_for` again.
         assert!(matches!(
-            machine.admit(&limits, OPEN_FOR).0,
+            machine.admit(&limits, || OPEN_FOR).0,
             Admission::Reject(Some(left)) if left == OPEN_FOR
         ));
     });
@@ -153,14 +156,14 @@ fn forcing_wins_over_a_concurrent_opening() {
         let limits = limits(1);
         let machine = Arc::new(Machine::new());
         let tickets = [
-            admitted(machine.admit(&limits, Duration::ZERO).0).unwrap(),
-            admitted(machine.admit(&limits, Duration::ZERO).0).unwrap(),
+            admitted(machine.admit(&limits, || Duration::ZERO).0).unwrap(),
+            admitted(machine.admit(&limits, || Duration::ZERO).0).unwrap(),
         ];
         let failures = {
             let machine = machine.clone();
             thread::spawn(move || {
                 for ticket in tickets {
-                    machine.record(ticket, true, &limits, Duration::ZERO);
+                    machine.record(ticket, true, &limits, || Duration::ZERO);
                 }
             })
         };
