@@ -125,8 +125,10 @@ pin_project! {
 }
 
 impl<F: Future> Timeout<F> {
+    /// `future` under a deadline `limit` from now; `soft` when the function
+    /// answers a timeout with a fail-soft value, reported at INFO.
     #[inline]
-    pub(super) fn new(function: &'static str, limit: Duration, future: F) -> Self {
+    pub(super) fn new(function: &'static str, limit: Duration, future: F, soft: bool) -> Self {
         let start = Instant::now();
         // Limits too large for the clock mean "no limit", as in tokio.
         let own = start
@@ -144,15 +146,8 @@ impl<F: Future> Timeout<F> {
             limit_nanos: u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX),
             function,
             inherited,
-            soft: false,
+            soft,
         }
-    }
-
-    /// Reports its timeouts at INFO: the function answers them with a
-    /// fail-soft value.
-    #[inline]
-    pub(super) fn fail_soft(self, soft: bool) -> Self {
-        Self { soft, ..self }
     }
 
     /// A future that only forwards to `future`: no deadline, no budget.
@@ -220,10 +215,27 @@ impl<F: Future> Future for Timeout<F> {
 /// The deadline's timer, created when the body first waits. Outside a tokio
 /// runtime, that is a panic that names the function and what it needs,
 /// rather than tokio's general one.
+#[inline]
+#[track_caller]
+fn timer(function: &'static str, deadline: Instant) -> Sleep {
+    thread_local! {
+        // This thread has been seen inside a runtime: asking tokio again
+        // clones its handle, a pair of atomic operations on every call that
+        // waits. A thread that later leaves its runtime gets tokio's own
+        // panic instead of this one.
+        static IN_RUNTIME: Cell<bool> = const { Cell::new(false) };
+    }
+    if !IN_RUNTIME.get() {
+        check_runtime(function);
+        IN_RUNTIME.set(true);
+    }
+    sleep_until(deadline)
+}
+
 #[cold]
 #[inline(never)]
 #[track_caller]
-fn timer(function: &'static str, deadline: Instant) -> Sleep {
+fn check_runtime(function: &'static str) {
     if tokio::runtime::Handle::try_current().is_err() {
         panic!(
             "`{function}` waited under a deadline outside a tokio runtime; deadlines need a tokio \
@@ -231,7 +243,6 @@ fn timer(function: &'static str, deadline: Instant) -> Sleep {
              `enable_time()`)"
         );
     }
-    sleep_until(deadline)
 }
 
 /// Builds the error and reports it; out of line so the success path stays small.

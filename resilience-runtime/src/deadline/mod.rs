@@ -144,5 +144,5 @@ pub fn timeout<F: IntoFuture>(limit: Duration, future: F) -> Timeout<F::IntoFutu
     if crate::policy::kind_off(crate::policy::Kind::Timeout) {
         return Timeout::passthrough(FUNCTION, future.into_future());
     }
-    Timeout::new(FUNCTION, limit, future.into_future())
+    Timeout::new(FUNCTION, limit, future.into_future(), false)
 }

@@ -46,7 +46,7 @@ impl TimeoutSite {
                 None => return Timeout::passthrough(function, future),
             }
         };
-        Timeout::new(function, limit, future).fail_soft(self.fail_soft)
+        Timeout::new(function, limit, future, self.fail_soft)
     }
 
     /// The limit in force; `None` when switched off.
