@@ -352,3 +352,33 @@ async fn entries_by_path_and_by_name_merge_field_by_field() {
     assert_eq!(calls.load(Ordering::SeqCst), 3, "the name's retry");
     policy::clear();
 }
+
+#[circuit_breaker(name = "pricing-feed", open_for = "30s")]
+async fn priced() -> Result<(), CircuitOpenError> {
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_breaker_takes_its_settings_by_its_name() {
+    let _turn = TURN.lock().await;
+    let open_for = || {
+        resilience_runtime::sites()
+            .into_iter()
+            .find(|site| site.function == "policy::priced")
+            .and_then(|site| match &site.layers[..] {
+                [resilience_runtime::sites::Layer::Breaker { settings, .. }] => {
+                    settings.map(|s| s.open_for)
+                }
+                _ => None,
+            })
+    };
+    assert_eq!(open_for(), Some(Duration::from_secs(30)));
+    let path = write(
+        "breaker-name.toml",
+        "[policies.\"pricing-feed\".circuit_breaker]\nopen_for = \"5s\"\n",
+    );
+    policy::load(&path).unwrap();
+    assert_eq!(open_for(), Some(Duration::from_secs(5)));
+    priced().await.unwrap();
+    policy::clear();
+}
