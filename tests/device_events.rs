@@ -25,6 +25,11 @@ fn product(a: &Tensor, b: &Tensor) -> Tensor {
     a.matmul(b)
 }
 
+#[safe_mps_op]
+fn inverse(x: &Tensor, device: Device) -> Tensor {
+    Tensor::linalg_inv(&x.to_device(device))
+}
+
 #[test]
 fn a_fallback_is_one_warn_event_and_no_panic_message() {
     let reported = Arc::new(AtomicUsize::new(0));
@@ -66,6 +71,19 @@ fn a_fallback_is_one_warn_event_and_no_panic_message() {
     let _ = total(&x, Device::Mps);
     assert_eq!(warnings().len(), 1);
 
+    // Two recovered panics (no MPS; no half-precision inverse on the CPU),
+    // then the upcast rerun: nothing printed.
+    let half = Tensor::from_slice(&[2.0f32, 0.0, 0.0, 4.0])
+        .view([2, 2])
+        .to_kind(Kind::Half);
+    let _ = inverse(&half, Device::Mps);
+    assert_eq!(
+        reported.load(Ordering::SeqCst),
+        0,
+        "the upcast path printed"
+    );
+    assert_eq!(warnings().len(), 2);
+
     // A shape mismatch is passed on, and the hook sees it as usual.
     let (a, b) = (
         Tensor::ones([2, 3], (Kind::Float, Device::Cpu)),
@@ -73,6 +91,6 @@ fn a_fallback_is_one_warn_event_and_no_panic_message() {
     );
     assert!(catch_unwind(AssertUnwindSafe(|| product(&a, &b))).is_err());
     assert_eq!(reported.load(Ordering::SeqCst), 1);
-    assert_eq!(warnings().len(), 1);
+    assert_eq!(warnings().len(), 2, "a call on the CPU is no fallback");
     let _ = std::panic::take_hook();
 }

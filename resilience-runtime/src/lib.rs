@@ -180,6 +180,9 @@ pub use resilience_macros::safe_mps_op;
 pub use breaker::CircuitOpenError;
 #[doc(inline)]
 pub use deadline::{TimeoutError, timeout};
+#[cfg(feature = "tch")]
+#[doc(inline)]
+pub use device::DeviceError;
 #[doc(inline)]
 pub use sites::sites;
 

@@ -6,7 +6,8 @@ use syn::{Error, Expr, ExprLit, Ident, Lit};
 
 use super::{Arg, Errors, choice, parse_list};
 
-const VALID: &str = "expected one of `fallback`, `return_to`, `sticky`, `retries`, `policy`";
+const VALID: &str =
+    "expected one of `fallback`, `return_to`, `sticky`, `retries`, `rerun`, `policy`";
 
 /// The configuration of one `#[safe_mps_op]`.
 pub(crate) struct DeviceArgs {
@@ -18,6 +19,9 @@ pub(crate) struct DeviceArgs {
     pub(crate) sticky: bool,
     /// `retries = N`: out-of-memory retries on the device; 0 by default.
     pub(crate) retries: u32,
+    /// `rerun = "idempotent"`: the body may run again although it takes
+    /// `&mut` state.
+    pub(crate) idempotent: bool,
     /// The `policy = "…"` name that policy files may use for this function.
     pub(crate) policy: Option<syn::LitStr>,
 }
@@ -40,6 +44,7 @@ impl DeviceArgs {
             return_to_origin: builder.return_to_origin.unwrap_or(true),
             sticky: builder.sticky.unwrap_or(true),
             retries: builder.retries.unwrap_or(0),
+            idempotent: builder.idempotent.unwrap_or(false),
             policy: builder.policy,
         })
     }
@@ -51,6 +56,7 @@ struct Builder {
     return_to_origin: Option<bool>,
     sticky: Option<bool>,
     retries: Option<u32>,
+    idempotent: Option<bool>,
     policy: Option<syn::LitStr>,
     errors: Errors,
 }
@@ -66,6 +72,8 @@ impl Builder {
                 .map(|v| set(&mut self.return_to_origin, v)),
             "sticky" => boolean(value).map(|v| set(&mut self.sticky, v)),
             "retries" => count(value).map(|v| set(&mut self.retries, v)),
+            "rerun" => choice(value, &[("idempotent", true), ("checked", false)])
+                .map(|v| set(&mut self.idempotent, v)),
             "policy" => super::policy_name(value).map(|v| set(&mut self.policy, v)),
             other => Err(Error::new(
                 name.span(),

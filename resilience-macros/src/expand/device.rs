@@ -7,7 +7,10 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Error, FnArg, Ident, Lifetime, Pat, PatIdent, PatType, ReturnType, Type, TypeReference};
+use syn::{
+    Error, FnArg, Ident, Lifetime, Pat, PatIdent, PatType, ReceiverKind, ReturnType, Type,
+    TypeReference,
+};
 
 use super::{fake_return_edge, output_span, policy_option, private_ident};
 use crate::args::{DeviceArgs, Errors};
@@ -32,6 +35,12 @@ struct Parts {
     /// Per typed argument: the name the function binds it to, and the
     /// closure parameter (the user's pattern, with lifetimes elided).
     args: Vec<(Ident, TokenStream)>,
+    /// Per typed argument: whether the body could change its tensors in
+    /// place (passed by value or by `&mut`).
+    changeable: Vec<bool>,
+    /// The function takes `&mut` state (`&mut self`, a `&mut` argument),
+    /// which a rerun would change twice.
+    mutable_state: bool,
 }
 
 impl Parts {
@@ -49,10 +58,22 @@ impl Parts {
             ));
         }
         let mut args = Vec::new();
+        let mut changeable = Vec::new();
+        let mut mutable_state = item
+            .sig
+            .receiver()
+            .is_some_and(|receiver| match &receiver.kind {
+                ReceiverKind::Reference(_, _, mutability) => mutability.is_some(),
+                ReceiverKind::Typed(_, ty) => is_mut_reference(ty),
+                _ => false,
+            });
         for (index, input) in item.sig.inputs.iter().enumerate() {
             let FnArg::Typed(PatType { pat, ty, .. }) = input else {
                 continue;
             };
+            let by_mut = is_mut_reference(ty);
+            mutable_state |= by_mut;
+            changeable.push(by_mut || !matches!(**ty, Type::Reference(_)));
             if let Some(span) = impl_trait_span(ty) {
                 errors.push(Error::new(
                     span,
@@ -77,6 +98,8 @@ impl Parts {
             body: body.unwrap_or_default(),
             output,
             args,
+            changeable,
+            mutable_state,
         })
     }
 }
@@ -86,6 +109,8 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
         body,
         output,
         args: arguments,
+        changeable,
+        mutable_state,
     } = parts;
     // The function binds each argument to a plain name; patterns move to the
     // closure that holds the body.
@@ -117,8 +142,10 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
         return_to_origin,
         sticky,
         retries,
+        idempotent,
         ref policy,
     } = *args;
+    let rerun = idempotent || !mutable_state;
     let policy = policy_option(policy.as_ref());
     let fake_return = fake_return_edge(Some(&output));
     let names: Vec<&Ident> = arguments.iter().map(|(name, _)| name).collect();
@@ -135,6 +162,13 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
     let devices = names
         .iter()
         .map(|name| quote_spanned!(name.span()=> (&&#private::Arg(&#name)).locate()));
+    // The in-place version counters of the tensors the body could change: those
+    // passed by value or by `&mut`. A body that only borrows reads none.
+    let versions = names
+        .iter()
+        .zip(&changeable)
+        .filter(|(_, changeable)| **changeable)
+        .map(|(name, _)| quote_spanned!(name.span()=> (&&#private::Arg(&#name)).version()));
     let result = quote!(::core::result::Result);
     // Spanned at the return type: an error type that cannot carry a
     // `DeviceError` is reported there.
@@ -147,7 +181,7 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
         // starts; the future owns what it passes to the body.
         let invoke = quote_spanned! {output_span=>
             let #body_fn = &#body_fn;
-            #run_async(&#site, __resilience_output, &__resilience_origin, |#target| {
+            #run_async(&#site, __resilience_output, &__resilience_origin, &__resilience_inputs, |#target| {
                 #[allow(clippy::redundant_closure_call)]
                 let __resilience_held = (|| -> #result<_, #private::TchError> {
                     #result::Ok((#(#held?,)*))
@@ -166,7 +200,7 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
     } else {
         let closure = quote!(|#(#params),*| { #fake_return #body });
         let invoke = quote_spanned! {output_span=>
-            #run(&#site, __resilience_output, &__resilience_origin, |#target| {
+            #run(&#site, __resilience_output, &__resilience_origin, &__resilience_inputs, |#target| {
                 #(let mut #holders = #held?;)*
                 #result::Ok(#body_fn(#(#holders.param()),*))
             })
@@ -182,6 +216,7 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
                 return_to_origin: #return_to_origin,
                 sticky: #sticky,
                 retries: #retries,
+                rerun: #rerun,
             },
         );
         #[allow(unused_mut)]
@@ -195,10 +230,16 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
             };
             let __resilience_output = (&&&&#private::OutputOf::<#output>::new()).output();
             let __resilience_origin = || #private::origin([#(#devices),*]);
+            let __resilience_inputs = || 0 #(+ #versions)*;
             #invoke
         }
     };
     item.with_body(new_body)
+}
+
+/// `&mut T`.
+fn is_mut_reference(ty: &Type) -> bool {
+    matches!(ty, Type::Reference(reference) if reference.mutability.is_some())
 }
 
 /// The span of the first `impl Trait` in `ty`.

@@ -42,6 +42,13 @@ pub trait TensorArg {
         false
     }
 
+    /// The sum of its tensors' in-place version counters, which every
+    /// in-place op advances (0 without tensors, or for a tensor that keeps
+    /// none, such as one made in inference mode).
+    fn version(&self) -> i64 {
+        0
+    }
+
     #[doc(hidden)]
     fn hold(&self, target: Target) -> Result<Self::Held<'_>, TchError>;
 }
@@ -96,10 +103,17 @@ impl<'b, T: ?Sized + 'b, O: std::borrow::Borrow<T>> Param<'b> for Lent<'_, T, O>
     }
 }
 
+fn version_of(tensor: &Tensor) -> i64 {
+    tensor.f_internal_version().unwrap_or(0)
+}
+
 impl TensorArg for Tensor {
     type Held<'a> = Taken<Tensor>;
     fn device(&self) -> Option<Device> {
         Some(Tensor::device(self))
+    }
+    fn version(&self) -> i64 {
+        version_of(self)
     }
     fn hold(&self, target: Target) -> Result<Taken<Tensor>, TchError> {
         move_tensor(self, target).map(|t| Taken(Some(t)))
@@ -113,6 +127,9 @@ impl TensorArg for &Tensor {
         Self: 'a;
     fn device(&self) -> Option<Device> {
         Some(Tensor::device(self))
+    }
+    fn version(&self) -> i64 {
+        version_of(self)
     }
     fn hold(&self, target: Target) -> Result<Lent<'_, Tensor, Tensor>, TchError> {
         Ok(match target {
@@ -130,6 +147,9 @@ impl TensorArg for &[Tensor] {
     fn device(&self) -> Option<Device> {
         self.first().map(Tensor::device)
     }
+    fn version(&self) -> i64 {
+        self.iter().map(version_of).sum()
+    }
     fn hold(&self, target: Target) -> Result<Lent<'_, [Tensor], Vec<Tensor>>, TchError> {
         Ok(match target {
             Target::Device => Lent::Same(*self),
@@ -142,6 +162,9 @@ impl TensorArg for Vec<Tensor> {
     type Held<'a> = Taken<Vec<Tensor>>;
     fn device(&self) -> Option<Device> {
         self.first().map(Tensor::device)
+    }
+    fn version(&self) -> i64 {
+        self.iter().map(version_of).sum()
     }
     fn hold(&self, target: Target) -> Result<Taken<Vec<Tensor>>, TchError> {
         moved_all(self, target).map(|v| Taken(Some(v)))
@@ -179,6 +202,9 @@ impl<T: TensorArg> TensorArg for Option<T> {
     fn names_device(&self) -> bool {
         self.as_ref().is_some_and(T::names_device)
     }
+    fn version(&self) -> i64 {
+        self.as_ref().map_or(0, T::version)
+    }
     fn hold(&self, target: Target) -> Result<Self::Held<'_>, TchError> {
         self.as_ref().map(|t| t.hold(target)).transpose()
     }
@@ -197,6 +223,9 @@ macro_rules! tuples {
             type Held<'a> = ($($name::Held<'a>,)+) where Self: 'a;
             fn device(&self) -> Option<Device> {
                 None$(.or_else(|| self.$index.device()))+
+            }
+            fn version(&self) -> i64 {
+                0 $(+ self.$index.version())+
             }
             fn hold(&self, target: Target) -> Result<Self::Held<'_>, TchError> {
                 Ok(($(self.$index.hold(target)?,)+))
@@ -235,10 +264,12 @@ impl<'a, T: TensorArg + 'a> ViaTensor<'a> for &&Arg<'a, T> {
     }
 }
 
-/// Where a tensor argument says the call runs.
+/// Where a tensor argument says the call runs, and the version of its
+/// tensors.
 #[doc(hidden)]
 pub trait LocateTensor {
     fn locate(&self) -> Located;
+    fn version(&self) -> i64;
 }
 
 impl<T: TensorArg> LocateTensor for &Arg<'_, T> {
@@ -248,13 +279,19 @@ impl<T: TensorArg> LocateTensor for &Arg<'_, T> {
             named: self.0.names_device(),
         }
     }
+    fn version(&self) -> i64 {
+        self.0.version()
+    }
 }
 
-/// Any other argument says nothing about it.
+/// Any other argument says nothing about either.
 #[doc(hidden)]
 pub trait LocateOther {
     fn locate(&self) -> Located {
         Located::default()
+    }
+    fn version(&self) -> i64 {
+        0
     }
 }
 

@@ -20,6 +20,10 @@ pub struct DeviceError {
     function: Option<&'static str>,
     device: Option<Device>,
     message: String,
+    /// The device's failure, when this is the failure of the CPU rerun that
+    /// followed it.
+    #[source]
+    device_failure: Option<Box<DeviceError>>,
 }
 
 impl DeviceError {
@@ -38,6 +42,7 @@ impl DeviceError {
             function: None,
             device: None,
             message: normalize(message).into_owned(),
+            device_failure: None,
         }
     }
 
@@ -45,6 +50,20 @@ impl DeviceError {
         self.function = Some(function);
         self.device = device;
         self
+    }
+
+    /// This error, which a CPU rerun raised after `device` failed.
+    pub(crate) fn caused_after(mut self, device: DeviceError) -> Self {
+        self.device_failure = Some(Box::new(device));
+        self
+    }
+
+    /// The device's failure that came first, when this error is the failure
+    /// of the CPU rerun that followed it: the CPU's failure is the real
+    /// cause (a shape mismatch, say), the device's is context. Also its
+    /// [`source`](std::error::Error::source).
+    pub fn device_failure(&self) -> Option<&DeviceError> {
+        self.device_failure.as_deref()
     }
 
     /// What the error means for the device.
@@ -71,5 +90,27 @@ impl DeviceError {
 impl From<tch::TchError> for DeviceError {
     fn from(error: tch::TchError) -> Self {
         Self::new(&error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cpu_failure_carries_the_device_failure_as_its_source() {
+        let device = DeviceError::new("PyTorch is not linked with support for mps devices");
+        let cpu = DeviceError::new("Internal torch error: CUDA error: an illegal memory access")
+            .caused_after(device);
+        let source = std::error::Error::source(&cpu).expect("a source");
+        assert!(
+            source
+                .to_string()
+                .contains("not linked with support for mps")
+        );
+        assert_eq!(
+            cpu.device_failure().map(DeviceError::kind),
+            Some(DeviceErrorKind::Unavailable)
+        );
     }
 }

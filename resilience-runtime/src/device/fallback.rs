@@ -84,6 +84,28 @@ fn settle<R, O: Output<R>>(output: O, run: std::thread::Result<R>) -> Attempt<R>
     }
 }
 
+/// The in-place version counters of the input tensors a body could change
+/// (those passed by value or by `&mut`), summed, as read before the first
+/// attempt: a failed attempt that changed one cannot be run again.
+pub(crate) struct Inputs<'a> {
+    read: &'a dyn Fn() -> i64,
+    before: i64,
+}
+
+impl<'a> Inputs<'a> {
+    #[inline]
+    fn new(read: &'a dyn Fn() -> i64) -> Self {
+        Self {
+            read,
+            before: read(),
+        }
+    }
+
+    fn changed(&self) -> bool {
+        (self.read)() != self.before
+    }
+}
+
 /// What precedes every attempt: counting, injected faults, sticky devices.
 #[inline]
 fn before_attempt<R>(
@@ -121,6 +143,7 @@ pub fn run<R, O: Output<R>>(
     site: &'static DeviceSite,
     output: O,
     origin: &dyn Fn() -> Option<Device>,
+    inputs: &dyn Fn() -> i64,
     mut call: impl FnMut(Target) -> Result<R, TchError>,
 ) -> R {
     let Some(options) = site.options() else {
@@ -128,27 +151,23 @@ pub fn run<R, O: Output<R>>(
         return passthrough(call(Target::Device));
     };
     install_quiet_hook();
+    let inputs = Inputs::new(inputs);
+    // Every attempt runs with the quiet hook on when the call falls back: a
+    // panic that a later attempt recovers from is never printed.
+    let quiet = options.fallback;
     let failure = match before_attempt(site, &options, origin) {
         Some(failure) => failure,
-        None => match quietly(options.fallback, || {
-            attempt(output, || call(Target::Device))
-        }) {
+        None => match quietly(quiet, || attempt(output, || call(Target::Device))) {
             Attempt::Done(value) => return value,
             Attempt::Failed(failure) => failure,
         },
     };
-    let mut step = Recovery::new(site, options, output, failure, origin).decide();
+    let mut step = Recovery::new(site, options, output, failure, origin, inputs).decide();
     loop {
         match step {
             Step::Done(value) => return value,
             Step::Run(recovery, target) => {
-                let outcome = if target == Target::Device {
-                    quietly(recovery.options.fallback, || {
-                        attempt(output, || call(target))
-                    })
-                } else {
-                    attempt(output, || call(target))
-                };
+                let outcome = quietly(quiet, || attempt(output, || call(target)));
                 step = recovery.next(outcome);
             }
         }
@@ -168,23 +187,24 @@ fn attempt<R, O: Output<R>>(output: O, call: impl FnOnce() -> Result<R, TchError
 /// device, then the CPU rerun (upcast if the CPU lacks a half-precision
 /// kernel), or passing the failure on. The sync and async runners drive it
 /// one attempt at a time, so both take the same decisions.
-struct Recovery<R, O> {
+struct Recovery<'a, R, O> {
     site: &'static DeviceSite,
     options: DeviceOptions,
     output: O,
     origin: Option<Device>,
+    inputs: Inputs<'a>,
     failure: Failure<R>,
     retries: u32,
     stage: Target,
 }
 
-enum Step<R, O> {
+enum Step<'a, R, O> {
     /// Run the body for this target, then call `next` with the outcome.
-    Run(Recovery<R, O>, Target),
+    Run(Recovery<'a, R, O>, Target),
     Done(R),
 }
 
-impl<R, O: Output<R>> Recovery<R, O> {
+impl<'a, R, O: Output<R>> Recovery<'a, R, O> {
     #[cold]
     fn new(
         site: &'static DeviceSite,
@@ -192,6 +212,7 @@ impl<R, O: Output<R>> Recovery<R, O> {
         output: O,
         failure: Failure<R>,
         origin: &dyn Fn() -> Option<Device>,
+        inputs: Inputs<'a>,
     ) -> Self {
         let origin = match failure.source {
             Source::Sticky(device) => Some(device),
@@ -203,20 +224,47 @@ impl<R, O: Output<R>> Recovery<R, O> {
             options,
             output,
             origin,
+            inputs,
             failure,
             stage: Target::Device,
         }
     }
 
     /// The step after a failure on the device.
-    fn decide(mut self) -> Step<R, O> {
-        if self.failure.kind == DeviceErrorKind::OutOfMemory && self.retries > 0 {
+    fn decide(mut self) -> Step<'a, R, O> {
+        if self.failure.kind == DeviceErrorKind::OutOfMemory
+            && self.retries > 0
+            && !on_cpu(&self.failure, self.origin)
+            && refusal(&self.options, &self.inputs).is_none()
+        {
             self.retries -= 1;
             tracing::debug!(function = self.site.function, device = %Named(self.origin), "out of memory; retrying on the device");
             return Step::Run(self, Target::Device);
         }
-        match plan(self.site, &self.options, &self.failure, self.origin) {
-            Plan::PassOn => Step::Done(pass_on(self.site, self.output, self.failure, self.origin)),
+        match plan(
+            self.site,
+            &self.options,
+            &self.failure,
+            self.origin,
+            &self.inputs,
+        ) {
+            Plan::PassOn => Step::Done(pass_on(
+                self.site,
+                &self.options,
+                self.output,
+                self.failure,
+                self.origin,
+                None,
+            )),
+            Plan::Untouched => {
+                let (function, origin) = (self.site.function, self.origin);
+                Step::Done(untouched(
+                    &self.options,
+                    self.output,
+                    self.failure,
+                    |message| DeviceError::new(message).at(function, origin),
+                ))
+            }
             Plan::Cpu => {
                 self.stage = Target::Cpu;
                 Step::Run(self, Target::Cpu)
@@ -225,7 +273,7 @@ impl<R, O: Output<R>> Recovery<R, O> {
     }
 
     /// The step after the attempt that the last step ran.
-    fn next(mut self, outcome: Attempt<R>) -> Step<R, O> {
+    fn next(mut self, outcome: Attempt<R>) -> Step<'a, R, O> {
         match (self.stage, outcome) {
             (Target::Device, Attempt::Done(value)) => Step::Done(value),
             (Target::Device, Attempt::Failed(failure)) => {
@@ -255,8 +303,33 @@ fn passthrough<R>(result: Result<R, TchError>) -> R {
 }
 
 enum Plan {
+    /// Pass the failure on, counted and reported.
     PassOn,
+    /// Pass the failure on as if the attribute were not there: the call
+    /// never left the CPU, so it is not a device failure.
+    Untouched,
     Cpu,
+}
+
+/// Whether a failure happened on the CPU, in a call that never left it: not
+/// a device failure. An injected one is a drill of one, wherever it runs.
+fn on_cpu<R>(failure: &Failure<R>, origin: Option<Device>) -> bool {
+    origin == Some(Device::Cpu) && !matches!(failure.source, Source::Injected)
+}
+
+/// Why running the body again would be wrong, if it would.
+fn refusal(options: &DeviceOptions, inputs: &Inputs<'_>) -> Option<&'static str> {
+    if !options.rerun {
+        return Some(
+            "the function takes `&mut` state that a rerun would change twice; mark it `rerun = \"idempotent\"` if running it again is safe",
+        );
+    }
+    if inputs.changed() {
+        return Some(
+            "the failed attempt changed an input tensor in place, and a rerun would compute on the changed input",
+        );
+    }
+    None
 }
 
 fn plan<R>(
@@ -264,13 +337,29 @@ fn plan<R>(
     options: &DeviceOptions,
     failure: &Failure<R>,
     origin: Option<Device>,
+    inputs: &Inputs<'_>,
 ) -> Plan {
     if let Source::Sticky(device) = failure.source {
         site.count_sticky_skip();
         tracing::debug!(function = site.function, device = %Named(Some(device)), "device failed before; running on CPU");
         return Plan::Cpu;
     }
+    if on_cpu(failure, origin) {
+        return Plan::Untouched;
+    }
     if !options.fallback || !failure.kind.falls_back() {
+        return Plan::PassOn;
+    }
+    let error = first_line(&failure.message);
+    if let Some(reason) = refusal(options, inputs) {
+        tracing::warn!(
+            function = site.function,
+            device = %Named(origin),
+            kind = failure.kind.as_str(),
+            error,
+            reason,
+            "device op failed; not running it again on CPU"
+        );
         return Plan::PassOn;
     }
     site.count_fallback(failure.kind);
@@ -278,16 +367,22 @@ fn plan<R>(
         function = site.function,
         device = %Named(origin),
         kind = failure.kind.as_str(),
-        error = normalize(&failure.message).lines().next().unwrap_or_default(),
+        error,
         "device op failed; running it on CPU"
     );
-    if options.sticky
-        && failure.kind.is_sticky()
-        && let Some(device) = origin
-    {
-        site.mark_sticky(device, failure.kind);
-    }
     Plan::Cpu
+}
+
+/// The first line of a libtorch message, cut to a readable length: the rest
+/// (a list of backends, a C++ backtrace) is in the error itself.
+fn first_line(message: &str) -> String {
+    const MAX: usize = 200;
+    let normalized = normalize(message);
+    let line = normalized.lines().next().unwrap_or_default();
+    match line.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_owned(),
+    }
 }
 
 fn finish<R, O: Output<R>>(
@@ -301,22 +396,31 @@ fn finish<R, O: Output<R>>(
     let value = match cpu {
         Attempt::Done(value) => value,
         Attempt::Failed(cpu_failure) => {
+            // The CPU failed too: the device was not at fault, or not only.
+            // Its failure is the real cause; the device's is context.
             tracing::warn!(
                 function = site.function,
+                device = %Named(origin),
                 kind = cpu_failure.kind.as_str(),
-                message = normalize(&cpu_failure.message)
-                    .lines()
-                    .next()
-                    .unwrap_or_default(),
-                "the CPU rerun failed too"
+                error = first_line(&cpu_failure.message),
+                device_error = first_line(&failure.message),
+                "the CPU rerun failed too; passing on its failure, the real cause"
             );
-            return match failure.source {
-                // No device attempt was made: the CPU run's own failure is the answer.
-                Source::Sticky(_) => pass_on(site, output, cpu_failure, origin),
-                _ => pass_on(site, output, failure, origin),
+            let context = match failure.source {
+                Source::Sticky(_) => None,
+                _ => Some(DeviceError::new(&failure.message).at(site.function, origin)),
             };
+            return pass_on(site, options, output, cpu_failure, origin, context);
         }
     };
+    // The rerun proved the device at fault: only now is it marked.
+    if options.sticky
+        && failure.kind.is_sticky()
+        && let Some(device) = origin
+        && !matches!(failure.source, Source::Sticky(_))
+    {
+        site.mark_sticky(device, failure.kind);
+    }
     let Some(device) = origin.filter(|&d| d != Device::Cpu && options.return_to_origin) else {
         return value;
     };
@@ -329,7 +433,7 @@ fn finish<R, O: Output<R>>(
             tracing::warn!(
                 function = site.function,
                 device = %Named(Some(device)),
-                error = %normalize(&error.to_string()).lines().next().unwrap_or_default(),
+                error = first_line(&error.to_string()),
                 "cannot move the result back to its device; keeping it on CPU"
             );
             value
@@ -338,31 +442,53 @@ fn finish<R, O: Output<R>>(
 }
 
 /// Passes a failure on as it came: the `Err` returned, the panic resumed. A
-/// device panic in a function returning `Result` becomes an `Err(DeviceError)`;
-/// an injected one looks like tch's own.
+/// device panic in a function returning `Result` becomes an
+/// `Err(DeviceError)`, with `context` (the device's failure, when this one is
+/// the CPU rerun's) as its source. A panic the quiet hook kept quiet is
+/// raised again, so that the panic hook reports it once; a failure that was
+/// never a panic (injected, a sticky device, moving the inputs) is raised as
+/// what it is, a `DeviceError`.
 fn pass_on<R, O: Output<R>>(
     site: &'static DeviceSite,
+    options: &DeviceOptions,
     output: O,
     failure: Failure<R>,
     origin: Option<Device>,
+    context: Option<DeviceError>,
 ) -> R {
     site.count_failure();
-    let error = || DeviceError::new(&failure.message).at(site.function, origin);
+    untouched(options, output, failure, |message| {
+        let error = DeviceError::new(message).at(site.function, origin);
+        match context {
+            Some(context) => error.caused_after(context),
+            None => error,
+        }
+    })
+}
+
+/// Passes a failure on as if the attribute were not there.
+fn untouched<R, O: Output<R>>(
+    options: &DeviceOptions,
+    output: O,
+    failure: Failure<R>,
+    error: impl FnOnce(&str) -> DeviceError,
+) -> R {
+    let quieted = options.fallback && failure.kind.falls_back();
     match failure.source {
         Source::Returned(value) => value,
-        Source::Panicked(payload) => match failure.kind {
-            DeviceErrorKind::NotDevice => resume_unwind(payload),
-            _ => output
-                .report(error())
-                .unwrap_or_else(|| resume_unwind(payload)),
+        Source::Panicked(payload) if failure.kind == DeviceErrorKind::NotDevice => {
+            resume_unwind(payload)
+        }
+        Source::Panicked(payload) => match output.report(error(&failure.message)) {
+            Some(value) => value,
+            None if quieted => std::panic::panic_any(failure.message),
+            None => resume_unwind(payload),
         },
         Source::Injected | Source::Moving | Source::Sticky(_) => {
-            output.report(error()).unwrap_or_else(|| {
-                panic!(
-                    "called `Result::unwrap()` on an `Err` value: Torch({:?})",
-                    failure.message
-                )
-            })
+            let error = error(&failure.message);
+            output
+                .report(error.clone())
+                .unwrap_or_else(|| std::panic::panic_any(error.to_string()))
         }
     }
 }
@@ -400,6 +526,7 @@ pub async fn run_async<R, O, F>(
     site: &'static DeviceSite,
     output: O,
     origin: &dyn Fn() -> Option<Device>,
+    inputs: &dyn Fn() -> i64,
     mut call: impl FnMut(Target) -> F,
 ) -> R
 where
@@ -410,19 +537,20 @@ where
         return passthrough(call(Target::Device).await);
     };
     install_quiet_hook();
+    let inputs = Inputs::new(inputs);
+    let quiet = options.fallback;
     let failure = match before_attempt(site, &options, origin) {
         Some(failure) => failure,
-        None => match attempt_async(options.fallback, output, call(Target::Device)).await {
+        None => match attempt_async(quiet, output, call(Target::Device)).await {
             Attempt::Done(value) => return value,
             Attempt::Failed(failure) => failure,
         },
     };
-    let mut step = Recovery::new(site, options, output, failure, origin).decide();
+    let mut step = Recovery::new(site, options, output, failure, origin, inputs).decide();
     loop {
         match step {
             Step::Done(value) => return value,
             Step::Run(recovery, target) => {
-                let quiet = target == Target::Device && recovery.options.fallback;
                 let outcome = attempt_async(quiet, output, call(target)).await;
                 step = recovery.next(outcome);
             }
@@ -430,8 +558,8 @@ where
     }
 }
 
-/// An async attempt; `quiet` turns the quiet hook on (device attempts of a
-/// call that falls back).
+/// An async attempt; `quiet` turns the quiet hook on (attempts of a call that
+/// falls back).
 async fn attempt_async<R, O: Output<R>>(
     quiet: bool,
     output: O,

@@ -35,6 +35,11 @@ static QUIET_HOOK: Once = Once::new();
 /// than as a panic message with a C++ backtrace. Every other panic, and every
 /// torch panic that is passed on, reaches the previous hook unchanged.
 pub(super) fn install_quiet_hook() {
+    // Setting a hook from a thread that is unwinding panics (and aborts): a
+    // first call made from a destructor during a panic installs it later.
+    if QUIET_HOOK.is_completed() || std::thread::panicking() {
+        return;
+    }
     QUIET_HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {

@@ -21,6 +21,9 @@ pub struct DeviceOptions {
     pub sticky: bool,
     /// `retries = N`: out-of-memory retries on the device before falling back.
     pub retries: u32,
+    /// The body may run again: it takes no `&mut` state other than tensors,
+    /// or it is marked `rerun = "idempotent"`.
+    pub rerun: bool,
 }
 
 /// The state of one annotated function.
@@ -87,6 +90,7 @@ impl DeviceSite {
                     .map_or(self.options.return_to_origin, |r| r == ReturnTo::Origin),
                 sticky: entry.sticky.unwrap_or(self.options.sticky),
                 retries: entry.retries.unwrap_or(self.options.retries),
+                ..self.options
             }),
         }
     }

@@ -1,0 +1,177 @@
+//! A CPU rerun is correct, or it is refused: against real libtorch, with
+//! `Device::Mps` requested on a machine without MPS (a real device error).
+//! Built with `--features tch` only.
+#![cfg(feature = "tch")]
+
+mod common;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use common::panic_text;
+use resilience_runtime::device::{self, DeviceError, DeviceErrorKind, FunctionStats};
+use resilience_runtime::safe_mps_op;
+use tch::{Device, Kind, Tensor};
+
+fn stats_of(function: &str) -> FunctionStats {
+    let path = format!("device_rerun::{function}");
+    device::stats()
+        .into_iter()
+        .find(|stats| stats.function == path)
+        .unwrap_or_else(|| panic!("no stats for {path}"))
+}
+
+fn values(tensor: &Tensor) -> Vec<f32> {
+    Vec::<f32>::try_from(tensor.to_kind(Kind::Float).flatten(0, -1)).unwrap()
+}
+
+/// Doubles its input in place, then fails on the device.
+#[safe_mps_op]
+fn doubled_in_place(mut xs: Tensor, device: Device) -> Tensor {
+    let _ = xs.g_mul_scalar_(2.0);
+    xs.to_device(device)
+}
+
+#[test]
+fn an_input_changed_in_place_is_not_computed_on_again() {
+    let xs = Tensor::from_slice(&[1.0f32, 2.0]);
+    let text = panic_text(|| {
+        let _ = doubled_in_place(xs.shallow_clone(), Device::Mps);
+    });
+    assert!(text.contains("not linked with support for mps"), "{text}");
+    // Doubled once, by the one attempt: a rerun would have returned 4x.
+    assert_eq!(values(&xs), [2.0, 4.0]);
+    let stats = stats_of("doubled_in_place");
+    assert_eq!((stats.unavailable, stats.failures), (0, 1));
+}
+
+/// Takes the input by value without changing it: reruns as before.
+#[safe_mps_op]
+fn doubled(xs: Tensor, device: Device) -> Tensor {
+    xs.to_device(device) * 2
+}
+
+#[test]
+fn an_input_taken_by_value_and_left_alone_is_rerun() {
+    let xs = Tensor::from_slice(&[1.0f32, 2.0]);
+    assert_eq!(
+        values(&doubled(xs.shallow_clone(), Device::Mps)),
+        [2.0, 4.0]
+    );
+    assert_eq!(values(&xs), [1.0, 2.0]);
+}
+
+struct Trainer {
+    steps: u32,
+}
+
+impl Trainer {
+    /// A side effect, then a device op that fails.
+    #[safe_mps_op]
+    fn step(&mut self, xs: &Tensor, device: Device) -> Result<Tensor, DeviceError> {
+        self.steps += 1;
+        Ok(xs.to_device(device) * 2)
+    }
+
+    #[safe_mps_op(rerun = "idempotent")]
+    fn step_again(&mut self, xs: &Tensor, device: Device) -> Result<Tensor, DeviceError> {
+        self.steps += 1;
+        Ok(xs.to_device(device) * 2)
+    }
+}
+
+#[test]
+fn mutable_state_is_not_run_twice_unless_the_function_says_it_may() {
+    let xs = Tensor::from_slice(&[1.0f32, 2.0]);
+    let mut trainer = Trainer { steps: 0 };
+    let err = trainer.step(&xs, Device::Mps).unwrap_err();
+    assert_eq!(err.kind(), DeviceErrorKind::Unavailable);
+    assert_eq!(trainer.steps, 1, "stepped once");
+
+    let mut trainer = Trainer { steps: 0 };
+    let doubled = trainer.step_again(&xs, Device::Mps).unwrap();
+    assert_eq!(values(&doubled), [2.0, 4.0]);
+    assert_eq!(trainer.steps, 2, "idempotent: run again on the CPU");
+}
+
+#[safe_mps_op(sticky = true)]
+fn product(a: &Tensor, b: &Tensor, device: Device) -> Result<Tensor, DeviceError> {
+    Ok(a.to_device(device).matmul(&b.to_device(device)))
+}
+
+#[safe_mps_op]
+fn product_returned(a: &Tensor, b: &Tensor, device: Device) -> Result<Tensor, DeviceError> {
+    let a = a.f_to_device(device)?;
+    Ok(a.f_matmul(&b.f_to_device(device)?)?)
+}
+
+#[test]
+fn when_the_cpu_fails_too_its_failure_is_the_answer_and_nothing_is_marked() {
+    let (a, b) = (
+        Tensor::ones([2, 3], (Kind::Float, Device::Cpu)),
+        Tensor::ones([4, 5], (Kind::Float, Device::Cpu)),
+    );
+    // A user bug behind a device error: the caller learns of the bug, as it
+    // would without the attribute (a shape mismatch panics in a plain tch
+    // method, and is an `Err` from an `f_` one).
+    let text = panic_text(|| {
+        let _ = product(&a, &b, Device::Mps);
+    });
+    assert!(text.contains("cannot be multiplied"), "{text}");
+    let err = product_returned(&a, &b, Device::Mps).unwrap_err();
+    assert_eq!(err.kind(), DeviceErrorKind::NotDevice, "{err}");
+    assert!(err.message().contains("cannot be multiplied"), "{err}");
+
+    // The device was not proven at fault: the next call tries it again.
+    let ok = Tensor::ones([3, 2], (Kind::Float, Device::Cpu));
+    assert_eq!(values(&product(&a, &ok, Device::Mps).unwrap()), [3.0; 4]);
+    assert_eq!(stats_of("product").sticky_skips, 0);
+    // That rerun proved it: now it is marked.
+    let _ = product(&a, &ok, Device::Mps).unwrap();
+    assert_eq!(stats_of("product").sticky_skips, 1);
+}
+
+#[safe_mps_op]
+fn inverse_here(x: &Tensor) -> Tensor {
+    Tensor::linalg_inv(x)
+}
+
+#[safe_mps_op]
+fn softmax_here(x: &Tensor) -> Tensor {
+    x.softmax(-1, None)
+}
+
+#[test]
+fn a_call_that_never_left_the_cpu_is_untouched() {
+    let half = Tensor::from_slice(&[2.0f32, 0.0, 0.0, 4.0])
+        .view([2, 2])
+        .to_kind(Kind::Half);
+    let bare = panic_text(|| {
+        let _ = Tensor::linalg_inv(&half);
+    });
+    let annotated = panic_text(|| {
+        let _ = inverse_here(&half);
+    });
+    assert_eq!(device::normalize(&annotated), device::normalize(&bare));
+
+    let long = Tensor::from_slice(&[1i64, 2, 3]);
+    assert!(catch_unwind(AssertUnwindSafe(|| softmax_here(&long))).is_err());
+    for function in ["inverse_here", "softmax_here"] {
+        let stats = stats_of(function);
+        assert_eq!(
+            (
+                stats.unsupported_op,
+                stats.unsupported_dtype,
+                stats.failures,
+                stats.sticky_skips
+            ),
+            (0, 0, 0, 0),
+            "{function}: no rerun, no count"
+        );
+    }
+}
+
+#[test]
+fn the_device_error_is_exported_beside_the_others() {
+    let error: resilience_runtime::DeviceError = DeviceError::new("CUDA error: out of memory");
+    assert_eq!(error.kind(), DeviceErrorKind::OutOfMemory);
+}
