@@ -175,3 +175,33 @@ fn the_device_error_is_exported_beside_the_others() {
     let error: resilience_runtime::DeviceError = DeviceError::new("CUDA error: out of memory");
     assert_eq!(error.kind(), DeviceErrorKind::OutOfMemory);
 }
+
+#[safe_mps_op]
+fn with_context(x: &Tensor, device: Device) -> anyhow::Result<Tensor> {
+    use anyhow::Context as _;
+    let x = x.f_to_device(device).context("moving the batch")?;
+    Ok(x * 2)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum InferError {
+    #[error("moving the batch")]
+    Moving(#[from] tch::TchError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+}
+
+#[safe_mps_op]
+fn with_source(x: &Tensor, device: Device) -> Result<Tensor, InferError> {
+    let x = x.f_to_device(device)?;
+    Ok(x * 2)
+}
+
+#[test]
+fn a_libtorch_error_wrapped_in_context_still_falls_back() {
+    let x = Tensor::from_slice(&[1.0f32, 2.0]);
+    assert_eq!(values(&with_context(&x, Device::Mps).unwrap()), [2.0, 4.0]);
+    assert_eq!(values(&with_source(&x, Device::Mps).unwrap()), [2.0, 4.0]);
+    assert_eq!(stats_of("with_context").unavailable, 1);
+    assert_eq!(stats_of("with_source").unavailable, 1);
+}

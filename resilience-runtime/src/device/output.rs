@@ -3,12 +3,12 @@
 //! autoref-based dispatch, as for arguments: a `Result` or not, holding
 //! tensors (moved back to their device) or not.
 
-use std::fmt::Display;
+use std::fmt::{Debug, Display};
 use std::marker::PhantomData;
 
 use tch::{Device, TchError, Tensor};
 
-use super::DeviceError;
+use super::{DeviceError, DeviceErrorKind, classify};
 
 /// A result that can be moved to another device.
 ///
@@ -127,17 +127,35 @@ impl<T> Mover<T> for Stay {
 /// Needed of the error type of a `Result` returned by a `#[safe_mps_op]` function.
 #[diagnostic::on_unimplemented(
     message = "`#[safe_mps_op]` cannot report a device error through `{Self}`",
-    label = "the error type of this `Result` needs `From<resilience_runtime::device::DeviceError>` and `Display`",
+    label = "the error type of this `Result` needs `From<resilience_runtime::device::DeviceError>`, `Display` and `Debug`",
     note = "add `impl From<DeviceError> for {Self}` (or a thiserror `#[from]` variant), or return the value without `Result`"
 )]
-pub trait FromDeviceError: From<DeviceError> + Display {}
+pub trait FromDeviceError: From<DeviceError> + Display + Debug {}
 
 #[diagnostic::do_not_recommend]
-impl<E: From<DeviceError> + Display> FromDeviceError for E {}
+impl<E: From<DeviceError> + Display + Debug> FromDeviceError for E {}
+
+/// The text of an error that may wrap libtorch's: its `Display` with the
+/// alternate flag (anyhow and eyre show their whole chain of context then),
+/// or else its `Debug`, which shows the wrapped errors (a thiserror
+/// `#[from] TchError` variant, anyhow's "Caused by:" list), when only that
+/// names a device failure.
+fn failure_text<E: Display + Debug>(error: &E) -> String {
+    let shown = format!("{error:#}");
+    if classify(&shown) != DeviceErrorKind::NotDevice {
+        return shown;
+    }
+    let debug = format!("{error:?}");
+    if classify(&debug) != DeviceErrorKind::NotDevice {
+        debug
+    } else {
+        shown
+    }
+}
 
 impl<T, E: FromDeviceError, M: Mover<T>> Output<Result<T, E>> for ResultOutput<M> {
     fn failure(self, output: &Result<T, E>) -> Option<String> {
-        output.as_ref().err().map(ToString::to_string)
+        output.as_ref().err().map(failure_text)
     }
     fn report(self, error: DeviceError) -> Option<Result<T, E>> {
         Some(Err(E::from(error)))
