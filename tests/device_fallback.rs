@@ -375,5 +375,5 @@ fn methods_of_a_small_nn_model() {
     let got = model.forward_on(&xs, Device::Mps);
     assert_eq!(got.size(), [2, 2]);
     assert_eq!(values(&got), expected);
-    assert_eq!(stats_of("forward_on").unavailable, 1);
+    assert_eq!(stats_of("Classifier::forward_on").unavailable, 1);
 }

@@ -8,12 +8,8 @@
 //! # chaos::clear();
 //! ```
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-/// Set while any injection is pending, so that the common case costs one
-/// relaxed load and no lock.
-static ARMED: AtomicBool = AtomicBool::new(false);
 static PLANS: Mutex<Vec<Plan>> = Mutex::new(Vec::new());
 
 struct Plan {
@@ -22,13 +18,20 @@ struct Plan {
     remaining: usize,
 }
 
-/// Makes the next `times` calls of `function` fail as if libtorch had raised
-/// `message` on the device, before the function's body runs.
+/// Makes the next `times` device attempts of `function` fail as if libtorch
+/// had raised `message`, before the function's body runs.
 ///
 /// `function` is the path `#[safe_mps_op]` reports (module path and name, e.g.
-/// `my_app::model::forward`). The failure is classified and handled like a real
-/// one: a CPU rerun for a device kind, propagation otherwise. A new injection
-/// for the same function replaces the pending one.
+/// `my_app::model::forward`; a method's includes its type,
+/// `my_app::model::Encoder::forward`). The failure is classified and handled
+/// like a real one: a CPU rerun for a device kind, propagation otherwise.
+/// Each attempt on the device takes one, out-of-memory retries included, so
+/// `retries = N` can be drilled; CPU reruns take none. A new injection for
+/// the same function replaces the pending one. A `function` that names no
+/// `#[safe_mps_op]` function of the program is a WARN with the closest one.
+///
+/// Only the functions it names pay for it: every other call still checks
+/// one relaxed flag of its own.
 pub fn inject_device_error(function: &str, message: impl Into<String>, times: usize) {
     let mut plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
     plans.retain(|plan| plan.function != function);
@@ -39,39 +42,59 @@ pub fn inject_device_error(function: &str, message: impl Into<String>, times: us
             remaining: times,
         });
     }
-    ARMED.store(!plans.is_empty(), Ordering::Relaxed);
+    arm(function, times > 0);
 }
 
 /// Removes every pending injection.
 pub fn clear() {
     let mut plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
-    plans.clear();
-    ARMED.store(false, Ordering::Relaxed);
-}
-
-/// The injected message for this call of `function`, if one is pending.
-#[cfg_attr(not(feature = "tch"), allow(dead_code))]
-#[inline]
-pub(crate) fn take_device_error(function: &str) -> Option<String> {
-    if !ARMED.load(Ordering::Relaxed) {
-        return None;
+    for plan in plans.drain(..) {
+        arm(&plan.function, false);
     }
-    take_slow(function)
 }
 
+/// Sets the flag of each device site called `function`.
+#[cfg(feature = "tch")]
+fn arm(function: &str, armed: bool) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut found = false;
+    for site in crate::device::site::sites().filter(|site| site.is_called(function)) {
+        site.armed.store(armed, Relaxed);
+        found = true;
+    }
+    if armed && !found {
+        tracing::warn!(
+            function,
+            did_you_mean = crate::policy::check::closest(function).unwrap_or(""),
+            "no #[safe_mps_op] function is called this; the injection will never fire"
+        );
+    }
+}
+
+#[cfg(not(feature = "tch"))]
+fn arm(function: &str, armed: bool) {
+    if armed {
+        tracing::warn!(
+            function,
+            "no #[safe_mps_op] function is called this (the `tch` feature is off); the injection will never fire"
+        );
+    }
+}
+
+/// The injected message for this attempt of `function`, if one is pending.
+#[cfg_attr(not(feature = "tch"), allow(dead_code))]
 #[cold]
-fn take_slow(function: &str) -> Option<String> {
+pub(crate) fn take_device_error(function: &str) -> Option<(String, bool)> {
     let mut plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
     let index = plans.iter().position(|plan| plan.function == function)?;
     let plan = &mut plans[index];
     plan.remaining -= 1;
-    let message = if plan.remaining == 0 {
-        plans.swap_remove(index).message
+    if plan.remaining == 0 {
+        // The last one: the caller disarms its site.
+        Some((plans.swap_remove(index).message, false))
     } else {
-        plan.message.clone()
-    };
-    ARMED.store(!plans.is_empty(), Ordering::Relaxed);
-    Some(message)
+        Some((plan.message.clone(), true))
+    }
 }
 
 #[cfg(test)]
@@ -82,14 +105,12 @@ mod tests {
     fn an_injection_fires_the_given_number_of_times() {
         inject_device_error("chaos::tests::f", "CUDA out of memory", 2);
         assert_eq!(take_device_error("chaos::tests::g"), None);
+        let message = "CUDA out of memory".to_owned();
         assert_eq!(
-            take_device_error("chaos::tests::f").as_deref(),
-            Some("CUDA out of memory")
+            take_device_error("chaos::tests::f"),
+            Some((message.clone(), true))
         );
-        assert_eq!(
-            take_device_error("chaos::tests::f").as_deref(),
-            Some("CUDA out of memory")
-        );
+        assert_eq!(take_device_error("chaos::tests::f"), Some((message, false)));
         assert_eq!(take_device_error("chaos::tests::f"), None);
     }
 }

@@ -31,6 +31,8 @@ use linkme::distributed_slice;
 use crate::breaker::site::BreakerSite;
 use crate::breaker::{Settings, State};
 use crate::deadline::site::TimeoutSite;
+#[cfg(feature = "tch")]
+use crate::device::site::DeviceSite;
 use crate::policy::Kind;
 use crate::retry::run::RetrySite;
 
@@ -63,6 +65,9 @@ pub enum LayerSite {
     Retry(&'static RetrySite),
     /// `#[circuit_breaker]`
     Breaker(&'static BreakerSite),
+    /// `#[safe_mps_op]`
+    #[cfg(feature = "tch")]
+    Device(&'static DeviceSite),
 }
 
 impl LayerSite {
@@ -71,6 +76,8 @@ impl LayerSite {
             LayerSite::Timeout(_) => Kind::Timeout,
             LayerSite::Retry(_) => Kind::Retry,
             LayerSite::Breaker(_) => Kind::Breaker,
+            #[cfg(feature = "tch")]
+            LayerSite::Device(_) => Kind::Device,
         }
     }
 
@@ -79,6 +86,8 @@ impl LayerSite {
             LayerSite::Timeout(site) => site.policy,
             LayerSite::Retry(site) => site.policy,
             LayerSite::Breaker(site) => site.policy,
+            #[cfg(feature = "tch")]
+            LayerSite::Device(site) => site.policy,
         }
     }
 }
@@ -193,10 +202,20 @@ pub enum Layer {
         /// Its `policy = "…"` name.
         policy: Option<&'static str>,
     },
+    /// `#[safe_mps_op]`.
+    #[cfg(feature = "tch")]
+    Device {
+        /// Whether a failed device op runs again on the CPU; `None` when
+        /// switched off.
+        fallback: Option<bool>,
+        /// Its `policy = "…"` name.
+        policy: Option<&'static str>,
+    },
 }
 
-/// Every function annotated with `#[timeout_async]`, `#[retry]` or
-/// `#[circuit_breaker]` in the program, with the settings in force.
+/// Every function annotated with `#[timeout_async]`, `#[retry]`,
+/// `#[circuit_breaker]` or `#[safe_mps_op]` in the program, with the
+/// settings in force.
 pub fn sites() -> Vec<Site> {
     let mut sites: Vec<Site> = functions()
         .map(|function| Site {
@@ -232,6 +251,11 @@ impl LayerSite {
                     policy: site.policy,
                 }
             }
+            #[cfg(feature = "tch")]
+            LayerSite::Device(site) => Layer::Device {
+                fallback: site.options_in_force().map(|options| options.fallback),
+                policy: site.policy,
+            },
         }
     }
 }

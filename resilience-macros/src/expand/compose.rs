@@ -10,11 +10,10 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::ext::IdentExt;
 use syn::{Attribute, Ident, Meta};
 
 // The `retry` leaf is named `super::retry`: `retry` here is the entry point.
-use super::{breaker, fake_return_edge, private_ident, timeout};
+use super::{breaker, declare_function, fake_return_edge, private_ident, timeout};
 use crate::args::{BreakerArgs, Errors, RetryArgs, TimeoutArgs};
 use crate::item::{AsyncBody, FnItem};
 
@@ -85,31 +84,32 @@ impl Layer {
         }
     }
 
-    /// The static that holds this layer's settings, `site`, for the function
-    /// `function`; and its entry in the function's list of layers.
-    fn site(&self, site: &Ident, function: &Ident) -> (TokenStream, TokenStream) {
+    /// The static `site` that holds this layer's settings, for the function
+    /// `function`.
+    fn site(&self, site: &Ident, function: &Ident) -> TokenStream {
         let private = quote!(::resilience_runtime::__private);
-        let (ty, kind, value) = match self {
-            Layer::Timeout(args) => (
-                quote!(#private::TimeoutSite),
-                quote!(Timeout),
-                timeout::site(args, function),
-            ),
+        let (ty, value) = match self {
+            Layer::Timeout(args) => (quote!(#private::TimeoutSite), timeout::site(args, function)),
             Layer::Retry(args) => (
                 quote!(#private::retry::RetrySite),
-                quote!(Retry),
                 super::retry::site(args, function),
             ),
             Layer::Breaker(args) => (
                 quote!(#private::breaker::BreakerSite),
-                quote!(Breaker),
                 breaker::site(args, function),
             ),
         };
-        (
-            quote!(static #site: #ty = #value;),
-            quote!(#private::LayerSite::#kind(&#site)),
-        )
+        quote!(static #site: #ty = #value;)
+    }
+
+    /// This layer's entry in the function's list of layers, for its `site`.
+    fn entry(&self, site: &Ident) -> TokenStream {
+        let kind = match self {
+            Layer::Timeout(_) => quote!(Timeout),
+            Layer::Retry(_) => quote!(Retry),
+            Layer::Breaker(_) => quote!(Breaker),
+        };
+        quote!(::resilience_runtime::__private::LayerSite::#kind(&#site))
     }
 
     /// `inner` wrapped in this layer, whose settings are in `site`; the
@@ -196,22 +196,20 @@ fn expand(attr: &str, own: syn::Result<Layer>, item: TokenStream) -> syn::Result
 /// has turned every layer off, the function awaits the body directly.
 fn compose(layers: &[Layer], item: &FnItem, stmts: TokenStream) -> TokenStream {
     let private = quote!(::resilience_runtime::__private);
-    let function = private_ident("__RESILIENCE_FUNCTION");
-    let registered = private_ident("__RESILIENCE_REGISTERED");
     let body = private_ident("__resilience_body");
-    let name = item.sig.ident.unraw().to_string();
-    let method = item.is_method();
-
     let sites: Vec<Ident> = (0..layers.len())
         .map(|i| private_ident(&format!("__RESILIENCE_SITE_{i}")))
         .collect();
-    let (statics, entries): (Vec<_>, Vec<_>) = layers
+    let entries: Vec<TokenStream> = layers
         .iter()
         .zip(&sites)
-        .map(|(layer, site)| layer.site(site, &function))
-        .unzip();
-    // A method's path names its type, which only its body can see.
-    let resolve = method.then(|| quote!(#function.resolve(::core::any::type_name::<Self>);));
+        .map(|(layer, site)| layer.entry(site))
+        .collect();
+    let (function, declaration) = declare_function(item, &entries);
+    let statics = layers
+        .iter()
+        .zip(&sites)
+        .map(|(layer, site)| layer.site(site, &function));
 
     let fake_return = fake_return_edge(item.output_type());
     let retried = layers.iter().any(|l| matches!(l, Layer::Retry(_)));
@@ -242,17 +240,8 @@ fn compose(layers: &[Layer], item: &FnItem, stmts: TokenStream) -> TokenStream {
         })
         .into_expr();
     quote! {
-        static #function: #private::Function = #private::Function::new(
-            ::core::concat!(::core::module_path!(), "::", #name),
-            #name,
-            #method,
-            &[#(#entries),*],
-        );
-        #[#private::linkme::distributed_slice(#private::FUNCTIONS)]
-        #[linkme(crate = #private::linkme)]
-        static #registered: &#private::Function = &#function;
+        #declaration
         #(#statics)*
-        #resolve
         #define
         if #private::all_off(&#function) {
             return #call.await;

@@ -4,7 +4,6 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
-use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
 use syn::{
@@ -12,7 +11,7 @@ use syn::{
     TypeReference,
 };
 
-use super::{fake_return_edge, output_span, policy_option, private_ident};
+use super::{declare_function, fake_return_edge, output_span, policy_option, private_ident};
 use crate::args::{DeviceArgs, Errors};
 use crate::item::FnItem;
 
@@ -136,7 +135,6 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
     let site = private_ident("__RESILIENCE_SITE");
     let body_fn = private_ident("__resilience_body");
     let target = private_ident("__resilience_target");
-    let function = item.sig.ident.unraw().to_string();
     let DeviceArgs {
         fallback,
         return_to_origin,
@@ -207,9 +205,14 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
         };
         (closure, invoke)
     };
+    let (function, declaration) = declare_function(
+        &item,
+        &[quote!(::resilience_runtime::__private::LayerSite::Device(&#site))],
+    );
     let new_body = quote! {
+        #declaration
         static #site: #private::DeviceSite = #private::DeviceSite::new(
-            ::core::concat!(::core::module_path!(), "::", #function),
+            &#function,
             #policy,
             #private::DeviceOptions {
                 fallback: #fallback,

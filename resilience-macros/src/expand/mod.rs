@@ -26,6 +26,34 @@ fn policy_option(policy: Option<&syn::LitStr>) -> TokenStream {
     }
 }
 
+/// The declaration of the annotated function, registered at link time:
+/// statics named by the returned identifier, with `layers` (expressions of
+/// `__private::LayerSite`), and for a method the statement that names its
+/// type on each call.
+fn declare_function(item: &crate::item::FnItem, layers: &[TokenStream]) -> (Ident, TokenStream) {
+    use syn::ext::IdentExt;
+    let private = quote!(::resilience_runtime::__private);
+    let function = private_ident("__RESILIENCE_FUNCTION");
+    let registered = private_ident("__RESILIENCE_REGISTERED");
+    let name = item.sig.ident.unraw().to_string();
+    let method = item.is_method();
+    // A method's path names its type, which only its body can see.
+    let resolve = method.then(|| quote!(#function.resolve(::core::any::type_name::<Self>);));
+    let tokens = quote! {
+        static #function: #private::Function = #private::Function::new(
+            ::core::concat!(::core::module_path!(), "::", #name),
+            #name,
+            #method,
+            &[#(#layers),*],
+        );
+        #[#private::linkme::distributed_slice(#private::FUNCTIONS)]
+        #[linkme(crate = #private::linkme)]
+        static #registered: &#private::Function = &#function;
+        #resolve
+    };
+    (function, tokens)
+}
+
 /// A `Duration` as the expression that builds it.
 fn duration(duration: &std::time::Duration) -> TokenStream {
     let (secs, nanos) = (duration.as_secs(), duration.subsec_nanos());

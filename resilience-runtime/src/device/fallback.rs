@@ -106,6 +106,27 @@ impl<'a> Inputs<'a> {
     }
 }
 
+/// A fault injected for a later attempt on the device (an out-of-memory
+/// retry): each device attempt takes one; CPU reruns take none.
+fn injected<R>(site: &DeviceSite, target: Target) -> Option<Failure<R>> {
+    if target != Target::Device {
+        return None;
+    }
+    site.injected()
+        .map(|message| Failure::new(message, Source::Injected))
+}
+
+/// Runs one attempt, adding the time of a CPU rerun to the site's stats.
+fn timed<T>(site: &DeviceSite, target: Target, attempt: impl FnOnce() -> T) -> T {
+    if target == Target::Device {
+        return attempt();
+    }
+    let started = std::time::Instant::now();
+    let outcome = attempt();
+    site.count_rerun_time(started.elapsed());
+    outcome
+}
+
 /// What precedes every attempt: counting, injected faults, sticky devices.
 #[inline]
 fn before_attempt<R>(
@@ -114,7 +135,7 @@ fn before_attempt<R>(
     origin: &dyn Fn() -> Option<Device>,
 ) -> Option<Failure<R>> {
     site.enter();
-    if let Some(message) = crate::chaos::take_device_error(site.function) {
+    if let Some(message) = site.injected() {
         return Some(Failure::new(message, Source::Injected));
     }
     if site.has_sticky()
@@ -167,7 +188,12 @@ pub fn run<R, O: Output<R>>(
         match step {
             Step::Done(value) => return value,
             Step::Run(recovery, target) => {
-                let outcome = quietly(quiet, || attempt(output, || call(target)));
+                let outcome = match injected(site, target) {
+                    Some(failure) => Attempt::Failed(failure),
+                    None => timed(site, target, || {
+                        quietly(quiet, || attempt(output, || call(target)))
+                    }),
+                };
                 step = recovery.next(outcome);
             }
         }
@@ -238,7 +264,8 @@ impl<'a, R, O: Output<R>> Recovery<'a, R, O> {
             && refusal(&self.options, &self.inputs).is_none()
         {
             self.retries -= 1;
-            tracing::debug!(function = self.site.function, device = %Named(self.origin), "out of memory; retrying on the device");
+            self.site.count_retry();
+            tracing::debug!(function = self.site.function(), device = %Named(self.origin), "out of memory; retrying on the device");
             return Step::Run(self, Target::Device);
         }
         match plan(
@@ -257,7 +284,7 @@ impl<'a, R, O: Output<R>> Recovery<'a, R, O> {
                 None,
             )),
             Plan::Untouched => {
-                let (function, origin) = (self.site.function, self.origin);
+                let (function, origin) = (self.site.function(), self.origin);
                 Step::Done(untouched(
                     &self.options,
                     self.output,
@@ -341,7 +368,7 @@ fn plan<R>(
 ) -> Plan {
     if let Source::Sticky(device) = failure.source {
         site.count_sticky_skip();
-        tracing::debug!(function = site.function, device = %Named(Some(device)), "device failed before; running on CPU");
+        tracing::debug!(function = site.function(), device = %Named(Some(device)), "device failed before; running on CPU");
         return Plan::Cpu;
     }
     if on_cpu(failure, origin) {
@@ -353,7 +380,7 @@ fn plan<R>(
     let error = first_line(&failure.message);
     if let Some(reason) = refusal(options, inputs) {
         tracing::warn!(
-            function = site.function,
+            function = site.function(),
             device = %Named(origin),
             kind = failure.kind.as_str(),
             error,
@@ -364,7 +391,7 @@ fn plan<R>(
     }
     site.count_fallback(failure.kind);
     tracing::warn!(
-        function = site.function,
+        function = site.function(),
         device = %Named(origin),
         kind = failure.kind.as_str(),
         error,
@@ -399,7 +426,7 @@ fn finish<R, O: Output<R>>(
             // The CPU failed too: the device was not at fault, or not only.
             // Its failure is the real cause; the device's is context.
             tracing::warn!(
-                function = site.function,
+                function = site.function(),
                 device = %Named(origin),
                 kind = cpu_failure.kind.as_str(),
                 error = first_line(&cpu_failure.message),
@@ -408,7 +435,7 @@ fn finish<R, O: Output<R>>(
             );
             let context = match failure.source {
                 Source::Sticky(_) => None,
-                _ => Some(DeviceError::new(&failure.message).at(site.function, origin)),
+                _ => Some(DeviceError::new(&failure.message).at(site.function(), origin)),
             };
             return pass_on(site, options, output, cpu_failure, origin, context);
         }
@@ -431,7 +458,7 @@ fn finish<R, O: Output<R>>(
         Ok(moved) => moved,
         Err((value, error)) => {
             tracing::warn!(
-                function = site.function,
+                function = site.function(),
                 device = %Named(Some(device)),
                 error = first_line(&error.to_string()),
                 "cannot move the result back to its device; keeping it on CPU"
@@ -458,7 +485,7 @@ fn pass_on<R, O: Output<R>>(
 ) -> R {
     site.count_failure();
     untouched(options, output, failure, |message| {
-        let error = DeviceError::new(message).at(site.function, origin);
+        let error = DeviceError::new(message).at(site.function(), origin);
         match context {
             Some(context) => error.caused_after(context),
             None => error,
@@ -551,7 +578,14 @@ where
         match step {
             Step::Done(value) => return value,
             Step::Run(recovery, target) => {
-                let outcome = attempt_async(quiet, output, call(target)).await;
+                let started = (target != Target::Device).then(std::time::Instant::now);
+                let outcome = match injected(site, target) {
+                    Some(failure) => Attempt::Failed(failure),
+                    None => attempt_async(quiet, output, call(target)).await,
+                };
+                if let Some(started) = started {
+                    site.count_rerun_time(started.elapsed());
+                }
                 step = recovery.next(outcome);
             }
         }

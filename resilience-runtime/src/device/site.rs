@@ -3,11 +3,11 @@
 //! the success path touches no lock and no map.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, PoisonError};
 
 use tch::Device;
 
 use super::DeviceErrorKind;
+use crate::sites::{Function, LayerSite};
 
 /// What `#[safe_mps_op(...)]` was asked for.
 #[doc(hidden)]
@@ -29,12 +29,16 @@ pub struct DeviceOptions {
 /// The state of one annotated function.
 #[doc(hidden)]
 pub struct DeviceSite {
-    pub(super) function: &'static str,
-    policy: Option<&'static str>,
+    function: &'static Function,
+    pub(crate) policy: Option<&'static str>,
     options: DeviceOptions,
-    known: crate::policy::Known,
-    registered: AtomicBool,
+    /// A fault is injected for this function (`chaos`).
+    pub(crate) armed: AtomicBool,
     calls: AtomicU64,
+    /// Out-of-memory retries on the device.
+    retries: AtomicU64,
+    /// Time spent in CPU reruns, in nanoseconds.
+    rerun_nanos: AtomicU64,
     fallbacks: [AtomicU64; 4],
     sticky_skips: AtomicU64,
     failures: AtomicU64,
@@ -44,13 +48,20 @@ pub struct DeviceSite {
     absent: AtomicU64,
 }
 
-/// Every site that has been called, for [`stats`] and [`reset_health`].
-static SITES: Mutex<Vec<&'static DeviceSite>> = Mutex::new(Vec::new());
+/// Every `#[safe_mps_op]` site of the program, registered at link time.
+pub(crate) fn sites() -> impl Iterator<Item = &'static DeviceSite> {
+    crate::sites::functions()
+        .flat_map(|function| function.layers())
+        .filter_map(|layer| match layer {
+            LayerSite::Device(site) => Some(*site),
+            _ => None,
+        })
+}
 
 impl DeviceSite {
     #[doc(hidden)]
     pub const fn new(
-        function: &'static str,
+        function: &'static Function,
         policy: Option<&'static str>,
         options: DeviceOptions,
     ) -> Self {
@@ -58,9 +69,10 @@ impl DeviceSite {
             function,
             policy,
             options,
-            known: crate::policy::Known::new(),
-            registered: AtomicBool::new(false),
+            armed: AtomicBool::new(false),
             calls: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            rerun_nanos: AtomicU64::new(0),
             fallbacks: [const { AtomicU64::new(0) }; 4],
             sticky_skips: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -69,16 +81,24 @@ impl DeviceSite {
         }
     }
 
+    /// The options in force; `None` when switched off.
+    pub(crate) fn options_in_force(&self) -> Option<DeviceOptions> {
+        self.options()
+    }
+
     /// The options of one call as the policy in force says; `None` when the
     /// attribute is switched off.
     #[inline]
     pub(super) fn options(&self) -> Option<DeviceOptions> {
         use crate::policy::{FallbackKind, Gate, Kind, ReturnTo, gate};
-        self.known.note(self.function, self.policy);
-        match gate(Kind::Device, &[Some(self.function), self.policy], |e| {
-            let device = e.device.unwrap_or_default();
-            (device.enabled, device)
-        }) {
+        match gate(
+            Kind::Device,
+            &[Some(self.function.path()), self.policy],
+            |e| {
+                let device = e.device.unwrap_or_default();
+                (device.enabled, device)
+            },
+        ) {
             Gate::Defaults => Some(self.options),
             Gate::Off => None,
             Gate::Override(entry) => Some(DeviceOptions {
@@ -95,20 +115,49 @@ impl DeviceSite {
         }
     }
 
+    /// The path reported in events, errors and stats.
+    #[inline]
+    pub(crate) fn function(&self) -> &'static str {
+        self.function.path()
+    }
+
     #[inline]
     pub(super) fn enter(&'static self) {
         self.calls.fetch_add(1, Relaxed);
-        if !self.registered.load(Relaxed) {
-            self.register();
+    }
+
+    /// Whether `function` names this site (see [`Function::is_called`]).
+    pub(crate) fn is_called(&self, function: &str) -> bool {
+        self.function.is_called(function)
+    }
+
+    /// The fault injected for this attempt, if any: one relaxed load when
+    /// none is.
+    #[inline]
+    pub(super) fn injected(&self) -> Option<String> {
+        if self.armed.load(Relaxed) {
+            self.take_injected()
+        } else {
+            None
         }
     }
 
     #[cold]
-    fn register(&'static self) {
-        let mut sites = SITES.lock().unwrap_or_else(PoisonError::into_inner);
-        if !self.registered.swap(true, Relaxed) {
-            sites.push(self);
+    fn take_injected(&self) -> Option<String> {
+        let taken = crate::chaos::take_device_error(self.function());
+        if !taken.as_ref().is_some_and(|(_, more)| *more) {
+            self.armed.store(false, Relaxed);
         }
+        taken.map(|(message, _)| message)
+    }
+
+    pub(super) fn count_retry(&self) {
+        self.retries.fetch_add(1, Relaxed);
+    }
+
+    pub(super) fn count_rerun_time(&self, spent: std::time::Duration) {
+        let nanos = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
+        self.rerun_nanos.fetch_add(nanos, Relaxed);
     }
 
     /// Whether any device is marked, so that the inputs' device need not be
@@ -152,8 +201,10 @@ impl DeviceSite {
     fn stats(&self) -> FunctionStats {
         let fallback = |kind| fallback_slot(kind).map_or(0, |i| self.fallbacks[i].load(Relaxed));
         FunctionStats {
-            function: self.function,
+            function: self.function(),
             calls: self.calls.load(Relaxed),
+            retries: self.retries.load(Relaxed),
+            rerun_time: std::time::Duration::from_nanos(self.rerun_nanos.load(Relaxed)),
             unsupported_op: fallback(DeviceErrorKind::UnsupportedOp),
             out_of_memory: fallback(DeviceErrorKind::OutOfMemory),
             unsupported_dtype: fallback(DeviceErrorKind::UnsupportedDtype),
@@ -193,6 +244,10 @@ pub struct FunctionStats {
     pub function: &'static str,
     /// Calls, reruns excluded.
     pub calls: u64,
+    /// Out-of-memory retries on the device (`retries = N`).
+    pub retries: u64,
+    /// Time spent in CPU reruns.
+    pub rerun_time: std::time::Duration,
     /// CPU fallbacks after an [`UnsupportedOp`](DeviceErrorKind::UnsupportedOp).
     pub unsupported_op: u64,
     /// CPU fallbacks after an [`OutOfMemory`](DeviceErrorKind::OutOfMemory).
@@ -215,7 +270,8 @@ impl FunctionStats {
     }
 }
 
-/// Per-function counts of every `#[safe_mps_op]` function called so far.
+/// Per-function counts of every `#[safe_mps_op]` function of the program
+/// (those never called included: they are known at link time).
 ///
 /// ```no_run
 /// for stats in resilience_runtime::device::stats() {
@@ -223,15 +279,13 @@ impl FunctionStats {
 /// }
 /// ```
 pub fn stats() -> Vec<FunctionStats> {
-    let sites = SITES.lock().unwrap_or_else(PoisonError::into_inner);
-    sites.iter().map(|site| site.stats()).collect()
+    sites().map(DeviceSite::stats).collect()
 }
 
 /// Forgets which devices each function failed on, so that the next calls try
 /// the device again (after a driver update, or a device that came back).
 pub fn reset_health() {
-    let sites = SITES.lock().unwrap_or_else(PoisonError::into_inner);
-    for site in sites.iter() {
+    for site in sites() {
         site.sticky.store(0, Relaxed);
         site.absent.store(0, Relaxed);
     }

@@ -6,18 +6,16 @@
 use std::path::Path;
 
 use super::file::{Entry, PolicyFile};
-use super::state::known_device_keys;
 use crate::policy::Kind;
 use crate::sites::{LayerSite, functions};
 
 /// Warns about each entry of `policy` (read from `path`) that would change
 /// nothing.
 pub(super) fn check(path: &Path, policy: &PolicyFile) {
-    let device = known_device_keys();
     for (key, entry) in &policy.policies {
         let layers = layers_of(key);
-        if layers.is_empty() && !device.contains(&key.as_str()) {
-            let suggestion = closest(key, &device);
+        if layers.is_empty() {
+            let suggestion = closest(key);
             tracing::warn!(
                 file = %path.display(),
                 key = key.as_str(),
@@ -27,7 +25,7 @@ pub(super) fn check(path: &Path, policy: &PolicyFile) {
             continue;
         }
         for (kind, table) in tables(entry) {
-            if !layers.iter().any(|layer| layer.kind() == kind) && !(kind == Kind::Device) {
+            if !layers.iter().any(|layer| layer.kind() == kind) {
                 tracing::warn!(
                     file = %path.display(),
                     key = key.as_str(),
@@ -72,8 +70,8 @@ fn tables(entry: &Entry) -> impl Iterator<Item = (Kind, &'static str)> {
 }
 
 /// The known key closest to `key`, if one is close enough to be a typo.
-fn closest(key: &str, device: &[&'static str]) -> Option<&'static str> {
-    let mut keys: Vec<&'static str> = device.to_vec();
+pub(crate) fn closest(key: &str) -> Option<&'static str> {
+    let mut keys: Vec<&'static str> = Vec::new();
     for function in functions() {
         keys.push(function.path());
         for &layer in function.layers() {

@@ -32,7 +32,7 @@
 //! variable `RESILIENCE_DISABLE`: `all`, or a comma list of kinds, read at the
 //! first use of any attribute.
 
-mod check;
+pub(crate) mod check;
 mod file;
 pub(crate) mod state;
 
@@ -42,8 +42,6 @@ pub(crate) use file::{BackoffKind, JitterKind};
 #[cfg(feature = "tch")]
 pub(crate) use file::{FallbackKind, ReturnTo};
 pub use file::{Kind, PolicyError};
-#[cfg(feature = "tch")]
-pub(crate) use state::Known;
 pub(crate) use state::{Gate, at_defaults, gate, kind_off};
 
 /// Reads the policy file at `path` and puts it in force.

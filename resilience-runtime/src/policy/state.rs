@@ -1,9 +1,9 @@
 //! The policy in force: a snapshot swapped atomically, and flags that let
 //! every call find out in one relaxed load that nothing is overridden.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::*};
+use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 
 use arc_swap::ArcSwapOption;
@@ -199,45 +199,6 @@ fn gate_slow<T>(
     match pick(&entry) {
         (Some(false), _) => Gate::Off,
         (_, overrides) => Gate::Override(overrides),
-    }
-}
-
-/// Function paths and policy names of `#[safe_mps_op]` sites seen so far
-/// (the other attributes are registered at link time).
-static KNOWN: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
-
-/// The keys of `#[safe_mps_op]` sites that have run.
-pub(super) fn known_device_keys() -> Vec<&'static str> {
-    let known = KNOWN.lock().unwrap_or_else(PoisonError::into_inner);
-    known.iter().flatten().copied().collect()
-}
-
-/// Notes a `#[safe_mps_op]` site's keys on its first call.
-#[cfg_attr(not(feature = "tch"), allow(dead_code))]
-pub(crate) struct Known(AtomicBool);
-
-#[cfg_attr(not(feature = "tch"), allow(dead_code))]
-impl Known {
-    #[allow(clippy::new_without_default)]
-    pub(crate) const fn new() -> Self {
-        Self(AtomicBool::new(false))
-    }
-
-    /// Records `function` and `policy`, once per site.
-    #[inline]
-    pub(crate) fn note(&self, function: &'static str, policy: Option<&'static str>) {
-        if !self.0.load(Relaxed) {
-            self.note_slow(function, policy);
-        }
-    }
-
-    #[cold]
-    fn note_slow(&self, function: &'static str, policy: Option<&'static str>) {
-        let mut known = KNOWN.lock().unwrap_or_else(PoisonError::into_inner);
-        let known = known.get_or_insert_with(HashSet::new);
-        known.insert(function);
-        known.extend(policy);
-        self.0.store(true, Relaxed);
     }
 }
 
