@@ -37,6 +37,8 @@ struct Parts {
     /// Per typed argument: whether the body could change its tensors in
     /// place (passed by value or by `&mut`).
     changeable: Vec<bool>,
+    /// Per typed argument: where its type is written.
+    type_spans: Vec<Span>,
     /// The function takes `&mut` state (`&mut self`, a `&mut` argument),
     /// which a rerun would change twice.
     mutable_state: bool,
@@ -56,8 +58,23 @@ impl Parts {
                 "`#[safe_mps_op]` needs a return type it can name; return a concrete type instead of `impl Trait`",
             ));
         }
+        if let Some(receiver) = item.sig.receiver()
+            && by_value(receiver)
+        {
+            errors.push(Error::new(
+                receiver.self_token.span,
+                "`#[safe_mps_op]` cannot run a method that takes `self` by value again: the failed attempt consumed it; take `&self`",
+            ));
+        }
+        if let Some(error_type) = tch_error_type(&output) {
+            errors.push(Error::new_spanned(
+                error_type,
+                "`#[safe_mps_op]` reports failures it cannot recover from as a `DeviceError`; return `Result<_, resilience_runtime::DeviceError>` (it converts from `TchError`, so `?` keeps working)",
+            ));
+        }
         let mut args = Vec::new();
         let mut changeable = Vec::new();
+        let mut type_spans = Vec::new();
         let mut mutable_state = item
             .sig
             .receiver()
@@ -70,6 +87,7 @@ impl Parts {
             let FnArg::Typed(PatType { pat, ty, .. }) = input else {
                 continue;
             };
+            type_spans.push(ty.span());
             let by_mut = is_mut_reference(ty);
             mutable_state |= by_mut;
             changeable.push(by_mut || !matches!(**ty, Type::Reference(_)));
@@ -98,6 +116,7 @@ impl Parts {
             output,
             args,
             changeable,
+            type_spans,
             mutable_state,
         })
     }
@@ -109,6 +128,7 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
         output,
         args: arguments,
         changeable,
+        type_spans,
         mutable_state,
     } = parts;
     // The function binds each argument to a plain name; patterns move to the
@@ -151,11 +171,13 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
     let holders: Vec<Ident> = (0..names.len())
         .map(|i| format_ident!("__resilience_held{}", i, span = Span::mixed_site()))
         .collect();
-    // Spanned at each argument, so that one that cannot be passed again is
-    // reported where it is declared.
+    // Spanned at each argument's type, so that one that cannot be passed
+    // again is reported where it is declared, and rustc's suggestion to
+    // borrow lands on the type.
     let held: Vec<TokenStream> = names
         .iter()
-        .map(|name| quote_spanned!(name.span()=> (&&&#private::Arg(&#name)).hold(#target)))
+        .zip(&type_spans)
+        .map(|(name, &span)| quote_spanned!(span=> (&&&#private::Arg(&#name)).hold(#target)))
         .collect();
     let devices = names
         .iter()
@@ -238,6 +260,41 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
         }
     };
     item.with_body(new_body)
+}
+
+/// `self` or `self: Self`.
+fn by_value(receiver: &syn::Receiver) -> bool {
+    match &receiver.kind {
+        ReceiverKind::Value => true,
+        ReceiverKind::Typed(_, ty) => matches!(&**ty, Type::Path(p) if p.path.is_ident("Self")),
+        _ => false,
+    }
+}
+
+/// The error type of `Result<_, TchError>`, as written.
+fn tch_error_type(output: &Type) -> Option<&Type> {
+    let Type::Path(path) = output else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(arguments) = &last.arguments else {
+        return None;
+    };
+    match arguments.args.iter().nth(1)? {
+        syn::GenericArgument::Type(error @ Type::Path(error_path))
+            if error_path
+                .path
+                .segments
+                .last()
+                .is_some_and(|s| s.ident == "TchError") =>
+        {
+            Some(error)
+        }
+        _ => None,
+    }
 }
 
 /// `&mut T`.

@@ -309,18 +309,36 @@ impl<T: Copy> ViaCopy<T> for &Arg<'_, T> {
     }
 }
 
-/// Last choice: `Clone` values, cloned for each call. An argument that is none
-/// of these cannot be passed again, and the compiler says so at the argument.
+/// Last choice: `Clone` values, cloned for each call. The impl takes every
+/// argument, and the method asks for `Rerunnable`: an argument that is none
+/// of these is reported at the argument, with that trait's message.
 #[doc(hidden)]
 pub trait ViaClone<T> {
-    fn hold(&self, target: Target) -> Result<Taken<T>, TchError>;
+    fn hold(&self, target: Target) -> Result<Taken<T>, TchError>
+    where
+        T: Rerunnable;
 }
 
-impl<T: Clone> ViaClone<T> for Arg<'_, T> {
-    fn hold(&self, _: Target) -> Result<Taken<T>, TchError> {
+impl<T> ViaClone<T> for Arg<'_, T> {
+    fn hold(&self, _: Target) -> Result<Taken<T>, TchError>
+    where
+        T: Rerunnable,
+    {
         Ok(Taken(Some(self.0.clone())))
     }
 }
+
+/// An argument a CPU rerun can pass again by value.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`#[safe_mps_op]` cannot pass `{Self}` to a CPU rerun",
+    label = "a rerun passes this argument again, so it must be `Clone` or taken by reference",
+    note = "derive or implement `Clone` for `{Self}`, or take the argument as `&{Self}`"
+)]
+pub trait Rerunnable: Clone {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Clone> Rerunnable for T {}
 
 /// Where one argument says the call runs.
 #[doc(hidden)]
