@@ -205,3 +205,17 @@ fn a_libtorch_error_wrapped_in_context_still_falls_back() {
     assert_eq!(stats_of("with_context").unavailable, 1);
     assert_eq!(stats_of("with_source").unavailable, 1);
 }
+
+#[safe_mps_op]
+async fn infer(xs: Tensor, scale: f64, device: Device) -> Tensor {
+    tokio::task::yield_now().await;
+    xs.to_device(device) * scale
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_function_is_send_when_its_body_is() {
+    let xs = Tensor::from_slice(&[1.0f32, 2.0]);
+    let out = tokio::spawn(infer(xs, 3.0, Device::Mps)).await.unwrap();
+    assert_eq!(values(&out), [3.0, 6.0]);
+    assert_eq!(stats_of("infer").unavailable, 1);
+}

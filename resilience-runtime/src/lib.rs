@@ -210,6 +210,7 @@ pub mod __private {
     pub mod device {
         pub use crate::device::args::{
             Arg, LocateOther, LocateTensor, Param, Target, ViaClone, ViaCopy, ViaTensor, origin,
+            versions,
         };
         pub use crate::device::fallback::{run, run_async};
         pub use crate::device::output::{

@@ -171,24 +171,50 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
     let holders: Vec<Ident> = (0..names.len())
         .map(|i| format_ident!("__resilience_held{}", i, span = Span::mixed_site()))
         .collect();
+    // How each argument is reached: `&name` where the function owns it,
+    // `name` where an async runner lends it (already a reference).
+    let arg = |name: &Ident, lent: bool| {
+        if lent {
+            quote!(#private::Arg(#name))
+        } else {
+            quote!(#private::Arg(&#name))
+        }
+    };
     // Spanned at each argument's type, so that one that cannot be passed
     // again is reported where it is declared, and rustc's suggestion to
     // borrow lands on the type.
-    let held: Vec<TokenStream> = names
-        .iter()
-        .zip(&type_spans)
-        .map(|(name, &span)| quote_spanned!(span=> (&&&#private::Arg(&#name)).hold(#target)))
-        .collect();
-    let devices = names
-        .iter()
-        .map(|name| quote_spanned!(name.span()=> (&&#private::Arg(&#name)).locate()));
+    let held = |lent: bool| -> Vec<TokenStream> {
+        names
+            .iter()
+            .zip(&type_spans)
+            .map(|(name, &span)| {
+                let arg = arg(name, lent);
+                quote_spanned!(span=> (&&&#arg).hold(#target))
+            })
+            .collect()
+    };
+    let devices = |lent: bool| -> Vec<TokenStream> {
+        names
+            .iter()
+            .map(|name| {
+                let arg = arg(name, lent);
+                quote_spanned!(name.span()=> (&&#arg).locate())
+            })
+            .collect()
+    };
     // The in-place version counters of the tensors the body could change: those
     // passed by value or by `&mut`. A body that only borrows reads none.
-    let versions = names
-        .iter()
-        .zip(&changeable)
-        .filter(|(_, changeable)| **changeable)
-        .map(|(name, _)| quote_spanned!(name.span()=> (&&#private::Arg(&#name)).version()));
+    let versions = |lent: bool| -> Vec<TokenStream> {
+        names
+            .iter()
+            .zip(&changeable)
+            .filter(|(_, changeable)| **changeable)
+            .map(|(name, _)| {
+                let arg = arg(name, lent);
+                quote_spanned!(name.span()=> (&&#arg).version())
+            })
+            .collect()
+    };
     let result = quote!(::core::result::Result);
     // Spanned at the return type: an error type that cannot carry a
     // `DeviceError` is reported there.
@@ -197,29 +223,49 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
     let run_async = quote_spanned!(output_span=> #private::run_async);
     let (closure, invoke) = if item.sig.asyncness.is_some() {
         let closure = quote!(async |#(#params),*| { #fake_return #body });
-        // The arguments are held (moved, for a rerun) before the future
-        // starts; the future owns what it passes to the body.
+        // The runner owns the arguments and lends them to each closure, one
+        // call at a time: nothing borrowed is held across an await, so the
+        // future is `Send` when the body's is. The arguments are held (moved,
+        // for a rerun) before the body's future starts, which owns what it
+        // passes to the body.
+        let args = private_ident("__resilience_args");
+        let (held, devices, versions) = (held(true), devices(true), versions(true));
+        let unpack = quote! {
+            #[allow(unused_variables)]
+            let (#(#names,)*) = #args;
+        };
         let invoke = quote_spanned! {output_span=>
             let #body_fn = &#body_fn;
-            #run_async(&#site, __resilience_output, &__resilience_origin, &__resilience_inputs, |#target| {
-                #[allow(clippy::redundant_closure_call)]
-                let __resilience_held = (|| -> #result<_, #private::TchError> {
-                    #result::Ok((#(#held?,)*))
-                })();
-                async move {
-                    let (#(mut #holders,)*) = match __resilience_held {
-                        #result::Ok(held) => held,
-                        #result::Err(error) => return #result::Err(error),
-                    };
-                    #result::Ok(#body_fn(#(#holders.param()),*).await)
-                }
-            })
+            #run_async(
+                &#site,
+                __resilience_output,
+                (#(#names,)*),
+                |#args| { #unpack #private::origin([#(#devices),*]) },
+                |#args| { #unpack #private::versions([#(#versions),*]) },
+                move |#args, #target| {
+                    #unpack
+                    #[allow(clippy::redundant_closure_call)]
+                    let __resilience_held = (|| -> #result<_, #private::TchError> {
+                        #result::Ok((#(#held?,)*))
+                    })();
+                    async move {
+                        let (#(mut #holders,)*) = match __resilience_held {
+                            #result::Ok(held) => held,
+                            #result::Err(error) => return #result::Err(error),
+                        };
+                        #result::Ok(#body_fn(#(#holders.param()),*).await)
+                    }
+                },
+            )
             .await
         };
         (closure, invoke)
     } else {
         let closure = quote!(|#(#params),*| { #fake_return #body });
+        let (held, devices, versions) = (held(false), devices(false), versions(false));
         let invoke = quote_spanned! {output_span=>
+            let __resilience_origin = || #private::origin([#(#devices),*]);
+            let __resilience_inputs = || #private::versions([#(#versions),*]);
             #run(&#site, __resilience_output, &__resilience_origin, &__resilience_inputs, |#target| {
                 #(let mut #holders = #held?;)*
                 #result::Ok(#body_fn(#(#holders.param()),*))
@@ -254,8 +300,6 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
                 ViaCopy as _, ViaTensor as _,
             };
             let __resilience_output = (&&&&#private::OutputOf::<#output>::new()).output();
-            let __resilience_origin = || #private::origin([#(#devices),*]);
-            let __resilience_inputs = || 0 #(+ #versions)*;
             #invoke
         }
     };

@@ -120,9 +120,12 @@ impl TensorArg for Tensor {
     }
 }
 
-impl TensorArg for &Tensor {
+// A borrowed argument is held with its own lifetime, not the lifetime of the
+// borrow of the variable that holds it, so that an async runner can lend its
+// arguments one call at a time.
+impl<'x> TensorArg for &'x Tensor {
     type Held<'a>
-        = Lent<'a, Tensor, Tensor>
+        = Lent<'x, Tensor, Tensor>
     where
         Self: 'a;
     fn device(&self) -> Option<Device> {
@@ -131,7 +134,7 @@ impl TensorArg for &Tensor {
     fn version(&self) -> i64 {
         version_of(self)
     }
-    fn hold(&self, target: Target) -> Result<Lent<'_, Tensor, Tensor>, TchError> {
+    fn hold(&self, target: Target) -> Result<Lent<'x, Tensor, Tensor>, TchError> {
         Ok(match target {
             Target::Device => Lent::Same(*self),
             _ => Lent::Moved(move_tensor(self, target)?),
@@ -139,9 +142,9 @@ impl TensorArg for &Tensor {
     }
 }
 
-impl TensorArg for &[Tensor] {
+impl<'x> TensorArg for &'x [Tensor] {
     type Held<'a>
-        = Lent<'a, [Tensor], Vec<Tensor>>
+        = Lent<'x, [Tensor], Vec<Tensor>>
     where
         Self: 'a;
     fn device(&self) -> Option<Device> {
@@ -150,7 +153,7 @@ impl TensorArg for &[Tensor] {
     fn version(&self) -> i64 {
         self.iter().map(version_of).sum()
     }
-    fn hold(&self, target: Target) -> Result<Lent<'_, [Tensor], Vec<Tensor>>, TchError> {
+    fn hold(&self, target: Target) -> Result<Lent<'x, [Tensor], Vec<Tensor>>, TchError> {
         Ok(match target {
             Target::Device => Lent::Same(*self),
             _ => Lent::Moved(moved_all(self, target)?),
@@ -346,6 +349,12 @@ impl<T: Clone> Rerunnable for T {}
 pub struct Located {
     device: Option<Device>,
     named: bool,
+}
+
+/// The in-place version of a call's inputs: the sum of its arguments'.
+#[doc(hidden)]
+pub fn versions<const N: usize>(arguments: [i64; N]) -> i64 {
+    arguments.iter().sum()
 }
 
 /// The device a call runs on: the first `Device` argument, else the device of

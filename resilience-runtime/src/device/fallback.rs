@@ -84,28 +84,6 @@ fn settle<R, O: Output<R>>(output: O, run: std::thread::Result<R>) -> Attempt<R>
     }
 }
 
-/// The in-place version counters of the input tensors a body could change
-/// (those passed by value or by `&mut`), summed, as read before the first
-/// attempt: a failed attempt that changed one cannot be run again.
-pub(crate) struct Inputs<'a> {
-    read: &'a dyn Fn() -> i64,
-    before: i64,
-}
-
-impl<'a> Inputs<'a> {
-    #[inline]
-    fn new(read: &'a dyn Fn() -> i64) -> Self {
-        Self {
-            read,
-            before: read(),
-        }
-    }
-
-    fn changed(&self) -> bool {
-        (self.read)() != self.before
-    }
-}
-
 /// A fault injected for a later attempt on the device (an out-of-memory
 /// retry): each device attempt takes one; CPU reruns take none.
 fn injected<R>(site: &DeviceSite, target: Target) -> Option<Failure<R>> {
@@ -172,7 +150,10 @@ pub fn run<R, O: Output<R>>(
         return passthrough(call(Target::Device));
     };
     install_quiet_hook();
-    let inputs = Inputs::new(inputs);
+    // The in-place version counters of the tensors the body could change,
+    // summed: a failed attempt that changed one cannot be run again.
+    let before = inputs();
+    let changed = || inputs() != before;
     // Every attempt runs with the quiet hook on when the call falls back: a
     // panic that a later attempt recovers from is never printed.
     let quiet = options.fallback;
@@ -183,7 +164,7 @@ pub fn run<R, O: Output<R>>(
             Attempt::Failed(failure) => failure,
         },
     };
-    let mut step = Recovery::new(site, options, output, failure, origin, inputs).decide();
+    let mut step = Recovery::new(site, options, output, failure, origin).decide(&changed);
     loop {
         match step {
             Step::Done(value) => return value,
@@ -194,7 +175,7 @@ pub fn run<R, O: Output<R>>(
                         quietly(quiet, || attempt(output, || call(target)))
                     }),
                 };
-                step = recovery.next(outcome);
+                step = recovery.next(outcome, &changed);
             }
         }
     }
@@ -213,24 +194,26 @@ fn attempt<R, O: Output<R>>(output: O, call: impl FnOnce() -> Result<R, TchError
 /// device, then the CPU rerun (upcast if the CPU lacks a half-precision
 /// kernel), or passing the failure on. The sync and async runners drive it
 /// one attempt at a time, so both take the same decisions.
-struct Recovery<'a, R, O> {
+///
+/// `changed` tells, when asked, whether the failed attempts changed an input
+/// tensor in place.
+struct Recovery<R, O> {
     site: &'static DeviceSite,
     options: DeviceOptions,
     output: O,
     origin: Option<Device>,
-    inputs: Inputs<'a>,
     failure: Failure<R>,
     retries: u32,
     stage: Target,
 }
 
-enum Step<'a, R, O> {
+enum Step<R, O> {
     /// Run the body for this target, then call `next` with the outcome.
-    Run(Recovery<'a, R, O>, Target),
+    Run(Recovery<R, O>, Target),
     Done(R),
 }
 
-impl<'a, R, O: Output<R>> Recovery<'a, R, O> {
+impl<R, O: Output<R>> Recovery<R, O> {
     #[cold]
     fn new(
         site: &'static DeviceSite,
@@ -238,7 +221,6 @@ impl<'a, R, O: Output<R>> Recovery<'a, R, O> {
         output: O,
         failure: Failure<R>,
         origin: &dyn Fn() -> Option<Device>,
-        inputs: Inputs<'a>,
     ) -> Self {
         let origin = match failure.source {
             Source::Sticky(device) => Some(device),
@@ -250,18 +232,17 @@ impl<'a, R, O: Output<R>> Recovery<'a, R, O> {
             options,
             output,
             origin,
-            inputs,
             failure,
             stage: Target::Device,
         }
     }
 
     /// The step after a failure on the device.
-    fn decide(mut self) -> Step<'a, R, O> {
+    fn decide(mut self, changed: &dyn Fn() -> bool) -> Step<R, O> {
         if self.failure.kind == DeviceErrorKind::OutOfMemory
             && self.retries > 0
             && !on_cpu(&self.failure, self.origin)
-            && refusal(&self.options, &self.inputs).is_none()
+            && refusal(&self.options, changed).is_none()
         {
             self.retries -= 1;
             self.site.count_retry();
@@ -273,7 +254,7 @@ impl<'a, R, O: Output<R>> Recovery<'a, R, O> {
             &self.options,
             &self.failure,
             self.origin,
-            &self.inputs,
+            changed,
         ) {
             Plan::PassOn => Step::Done(pass_on(
                 self.site,
@@ -300,12 +281,12 @@ impl<'a, R, O: Output<R>> Recovery<'a, R, O> {
     }
 
     /// The step after the attempt that the last step ran.
-    fn next(mut self, outcome: Attempt<R>) -> Step<'a, R, O> {
+    fn next(mut self, outcome: Attempt<R>, changed: &dyn Fn() -> bool) -> Step<R, O> {
         match (self.stage, outcome) {
             (Target::Device, Attempt::Done(value)) => Step::Done(value),
             (Target::Device, Attempt::Failed(failure)) => {
                 self.failure = failure;
-                self.decide()
+                self.decide(changed)
             }
             (Target::Cpu, Attempt::Failed(f)) if f.kind == DeviceErrorKind::UnsupportedDtype => {
                 self.stage = Target::CpuUpcast;
@@ -345,13 +326,13 @@ fn on_cpu<R>(failure: &Failure<R>, origin: Option<Device>) -> bool {
 }
 
 /// Why running the body again would be wrong, if it would.
-fn refusal(options: &DeviceOptions, inputs: &Inputs<'_>) -> Option<&'static str> {
+fn refusal(options: &DeviceOptions, changed: &dyn Fn() -> bool) -> Option<&'static str> {
     if !options.rerun {
         return Some(
             "the function takes `&mut` state that a rerun would change twice; mark it `rerun = \"idempotent\"` if running it again is safe",
         );
     }
-    if inputs.changed() {
+    if changed() {
         return Some(
             "the failed attempt changed an input tensor in place, and a rerun would compute on the changed input",
         );
@@ -364,7 +345,7 @@ fn plan<R>(
     options: &DeviceOptions,
     failure: &Failure<R>,
     origin: Option<Device>,
-    inputs: &Inputs<'_>,
+    changed: &dyn Fn() -> bool,
 ) -> Plan {
     if let Source::Sticky(device) = failure.source {
         site.count_sticky_skip();
@@ -378,7 +359,7 @@ fn plan<R>(
         return Plan::PassOn;
     }
     let error = first_line(&failure.message);
-    if let Some(reason) = refusal(options, inputs) {
+    if let Some(reason) = refusal(options, changed) {
         tracing::warn!(
             function = site.function(),
             device = %Named(origin),
@@ -547,33 +528,42 @@ impl<F: Future> Future for CatchUnwind<F> {
     }
 }
 
-/// [`run`] for async functions: `call(target)` returns the body's future.
+/// [`run`] for async functions. The runner owns the function's arguments
+/// (`args`) and lends them, one call at a time, to `origin`, `inputs` and
+/// `call` (which holds them for `target` and returns the body's future), so
+/// that nothing borrowed is held across an await: the future is `Send`
+/// exactly when the arguments and the body's future are.
 #[doc(hidden)]
-pub async fn run_async<R, O, F>(
+pub async fn run_async<A, R, O, F>(
     site: &'static DeviceSite,
     output: O,
-    origin: &dyn Fn() -> Option<Device>,
-    inputs: &dyn Fn() -> i64,
-    mut call: impl FnMut(Target) -> F,
+    args: A,
+    origin: impl Fn(&A) -> Option<Device>,
+    inputs: impl Fn(&A) -> i64,
+    mut call: impl FnMut(&A, Target) -> F,
 ) -> R
 where
     O: Output<R>,
     F: Future<Output = Result<R, TchError>>,
 {
     let Some(options) = site.options() else {
-        return passthrough(call(Target::Device).await);
+        return passthrough(call(&args, Target::Device).await);
     };
     install_quiet_hook();
-    let inputs = Inputs::new(inputs);
+    let before = inputs(&args);
     let quiet = options.fallback;
-    let failure = match before_attempt(site, &options, origin) {
+    // In a statement of its own: a borrow of the arguments in the `match`
+    // below would live across its await.
+    let ahead = before_attempt(site, &options, &|| origin(&args));
+    let failure = match ahead {
         Some(failure) => failure,
-        None => match attempt_async(quiet, output, call(Target::Device)).await {
+        None => match attempt_async(quiet, output, call(&args, Target::Device)).await {
             Attempt::Done(value) => return value,
             Attempt::Failed(failure) => failure,
         },
     };
-    let mut step = Recovery::new(site, options, output, failure, origin, inputs).decide();
+    let mut step = Recovery::new(site, options, output, failure, &|| origin(&args))
+        .decide(&|| inputs(&args) != before);
     loop {
         match step {
             Step::Done(value) => return value,
@@ -581,12 +571,12 @@ where
                 let started = (target != Target::Device).then(std::time::Instant::now);
                 let outcome = match injected(site, target) {
                     Some(failure) => Attempt::Failed(failure),
-                    None => attempt_async(quiet, output, call(target)).await,
+                    None => attempt_async(quiet, output, call(&args, target)).await,
                 };
                 if let Some(started) = started {
                     site.count_rerun_time(started.elapsed());
                 }
-                step = recovery.next(outcome);
+                step = recovery.next(outcome, &|| inputs(&args) != before);
             }
         }
     }
