@@ -43,3 +43,27 @@ fn a_real_cuda_out_of_memory_falls_back_to_cpu() {
         .expect("stats of the fallback");
     assert_eq!((stats.out_of_memory, stats.failures), (1, 0));
 }
+
+/// The same, with a result that mixes a tensor and a plain value.
+#[safe_mps_op]
+fn scored_after_hog(x: &Tensor, device: Device) -> (Tensor, f64) {
+    if device.is_cuda() {
+        let _hog = Tensor::empty([100 * (1 << 30)], (Kind::Float, device));
+    }
+    let y = x.to_device(device) * 2;
+    let score = f64::try_from(y.sum(Kind::Float)).unwrap();
+    (y, score)
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU; `cargo xtask test` runs it where `nvidia-smi` finds one"]
+fn a_mixed_result_returns_its_tensor_to_the_gpu() {
+    assert!(
+        tch::Cuda::is_available(),
+        "CUDA is not usable from libtorch"
+    );
+    let x = Tensor::from_slice(&[1.0f32, 2.0]);
+    let (y, score) = scored_after_hog(&x, Device::Cuda(0));
+    assert_eq!(y.device(), Device::Cuda(0));
+    assert_eq!(score, 6.0);
+}

@@ -219,3 +219,11 @@ async fn an_async_function_is_send_when_its_body_is() {
     assert_eq!(values(&out), [3.0, 6.0]);
     assert_eq!(stats_of("infer").unavailable, 1);
 }
+
+#[test]
+fn results_that_mix_tensors_and_plain_values_can_move_back() {
+    fn moves_back<T: device::ToOrigin>() {}
+    moves_back::<(Tensor, f64)>();
+    moves_back::<(Tensor, Vec<i64>, bool)>();
+    moves_back::<Option<(Tensor, usize)>>();
+}

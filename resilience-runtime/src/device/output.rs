@@ -12,8 +12,30 @@ use super::{DeviceError, DeviceErrorKind, classify};
 
 /// A result that can be moved to another device.
 ///
-/// Implemented for `Tensor`, `Vec<Tensor>`, `Option` of these and tuples of up
-/// to three of them.
+/// Implemented for `Tensor`, `Vec<Tensor>`, `Option` of these, plain values
+/// that live on no device (numbers, `bool`, `String`, `()`, vectors of
+/// numbers: they stay as they are), and tuples of up to three of these, so
+/// `(Tensor, f64)` moves its tensor back. Implement it for a type of your own
+/// to have its tensors moved back too:
+///
+/// ```
+/// use resilience_runtime::device::ToOrigin;
+/// use tch::{Device, TchError, Tensor};
+///
+/// struct Prediction {
+///     logits: Tensor,
+///     label: usize,
+/// }
+///
+/// impl ToOrigin for Prediction {
+///     fn to_origin(self, device: Device) -> Result<Self, (Self, TchError)> {
+///         match self.logits.f_to_device(device) {
+///             Ok(logits) => Ok(Prediction { logits, ..self }),
+///             Err(error) => Err((self, error)),
+///         }
+///     }
+/// }
+/// ```
 pub trait ToOrigin: Sized {
     /// Moves `self` to `device`; on failure, gives `self` back unchanged.
     fn to_origin(self, device: Device) -> Result<Self, (Self, TchError)>;
@@ -37,6 +59,40 @@ impl ToOrigin for Vec<Tensor> {
         }
     }
 }
+
+/// Values that live on no device stay as they are, so that a result mixing
+/// them with tensors, `(Tensor, f64)`, still moves its tensors back.
+macro_rules! stays {
+    ($($ty:ty),+) => {$(
+        impl ToOrigin for $ty {
+            #[inline]
+            fn to_origin(self, _: Device) -> Result<Self, (Self, TchError)> {
+                Ok(self)
+            }
+        }
+    )+};
+}
+
+stays!(
+    (),
+    bool,
+    f32,
+    f64,
+    i8,
+    i16,
+    i32,
+    i64,
+    isize,
+    u8,
+    u16,
+    u32,
+    u64,
+    usize,
+    String,
+    Vec<f32>,
+    Vec<f64>,
+    Vec<i64>
+);
 
 impl<T: ToOrigin> ToOrigin for Option<T> {
     fn to_origin(self, device: Device) -> Result<Self, (Self, TchError)> {
