@@ -103,6 +103,17 @@ pub fn classify(message: &str) -> DeviceErrorKind {
     {
         return DeviceErrorKind::NotDevice;
     }
+    // A backend's size limits for one op (MPS arrays of more than 2^32
+    // bytes, XPU blocks over 4 GB): the op cannot run there at that size,
+    // however much memory is free.
+    if has(&[
+        "> 2**32",
+        "> int_max",
+        "larger than int_max",
+        "larger than 4gb",
+    ]) {
+        return DeviceErrorKind::UnsupportedOp;
+    }
     if has(&[
         "out of memory",
         "outofmemory",
@@ -110,33 +121,56 @@ pub fn classify(message: &str) -> DeviceErrorKind {
         "alloc_failed",
         "memoryallocation",
         "failed to allocate",
+        "could not allocate",
         "not enough memory",
+        "not enough gpu video memory",
         "insufficient memory",
+        // A math library's handle that cannot be created: its workspace did
+        // not fit (cuBLAS, cuSOLVER under memory pressure).
+        "create(handle)",
     ]) {
         return DeviceErrorKind::OutOfMemory;
     }
-    // Allocation itself failing means the backend is missing, not one op.
+    let sparse_backend = text.contains("with arguments from the 'sparse");
+    // Allocation itself failing means the backend is missing, not one op;
+    // so does an extension op that this build has no CUDA kernel for.
     let cannot_allocate = text.contains("could not run 'aten::")
+        && !sparse_backend
         && has(&[
             "'aten::empty",
             "'aten::_to_copy",
             "'aten::zeros",
             "'aten::ones",
         ]);
+    let extension_without_cuda = text.contains("could not run '")
+        && !text.contains("could not run 'aten::")
+        && text.contains("from the 'cuda' backend");
     if cannot_allocate
+        || extension_without_cuda
         || has(&[
             "not compiled with",
             "not linked with support",
             "backend is supported on",
             "is not available",
+            "is_available() is false",
             "no cuda gpus",
             "no nvidia driver",
             "driver version is insufficient",
+            "driver on your system is too old",
+            "driver initialization failed",
+            "busy or unavailable",
             "no kernel image is available",
+            "invalid device function",
+            "nobinaryforgpu",
             "not compatible with the current pytorch",
             "invalid device ordinal",
             "invalid device id",
             "cudaerrornodevice",
+            "available devices to be zero",
+            "device count is zero",
+            "no xpu devices",
+            "thcgeneral",
+            "cannot open shared object file",
         ])
     {
         return DeviceErrorKind::Unavailable;
@@ -148,29 +182,37 @@ pub fn classify(message: &str) -> DeviceErrorKind {
         "not have support",
         "unsupported",
         "not implemented for",
+        "only supported on",
+        "undefined type",
     ]);
     let names_dtype = has(&[
         "dtype",
         "low precision",
         "'half'",
-        "'bfloat16'",
+        "bfloat16",
         "float64",
+        "fp64",
         "'double'",
         "float8",
         "complex",
         "int64",
+        "non-float",
     ]);
     if not_supported && names_dtype {
         return DeviceErrorKind::UnsupportedDtype;
     }
     if not_supported
+        || sparse_backend
         || has(&[
             "not currently implemented",
             "not implemented",
             "notimplementederror",
             "could not run 'aten::",
             "product of dimension sizes",
-            "larger than int_max",
+            // A math library that declines this configuration.
+            "status_not_supported",
+            "cudnn is not enabled",
+            "kernel is incompatible with all devices",
         ])
     {
         return DeviceErrorKind::UnsupportedOp;
@@ -191,6 +233,17 @@ pub fn classify(message: &str) -> DeviceErrorKind {
         "command buffer",
         "hip error",
         "nccl error",
+        "cuda runtime error",
+        "cuda failure",
+        "unhandled cuda error",
+        "misaligned address",
+        "gpu is lost",
+        "device_lost",
+        "memory access fault",
+        "miopenstatus",
+        "cufft_",
+        "cusolver_status_",
+        "collective operation timeout",
     ]) {
         return DeviceErrorKind::Fault;
     }
