@@ -140,6 +140,11 @@ fn softmax_here(x: &Tensor) -> Tensor {
     x.softmax(-1, None)
 }
 
+#[safe_mps_op]
+fn inverse_result(x: &Tensor) -> Result<Tensor, DeviceError> {
+    Ok(Tensor::linalg_inv(x))
+}
+
 #[test]
 fn a_call_that_never_left_the_cpu_is_untouched() {
     let half = Tensor::from_slice(&[2.0f32, 0.0, 0.0, 4.0])
@@ -152,6 +157,13 @@ fn a_call_that_never_left_the_cpu_is_untouched() {
         let _ = inverse_here(&half);
     });
     assert_eq!(device::normalize(&annotated), device::normalize(&bare));
+
+    // A `Result` function too: a panic stays a panic, as without the
+    // attribute.
+    let in_result = panic_text(|| {
+        let _ = inverse_result(&half);
+    });
+    assert_eq!(device::normalize(&in_result), device::normalize(&bare));
 
     let long = Tensor::from_slice(&[1i64, 2, 3]);
     assert!(catch_unwind(AssertUnwindSafe(|| softmax_here(&long))).is_err());

@@ -82,19 +82,26 @@ fn arm(function: &str, armed: bool) {
 }
 
 /// The injected message for this attempt of `function`, if one is pending.
+/// `armed` (the site's flag) is cleared under the same lock when none is
+/// left, so that an injection made meanwhile is never disarmed.
 #[cfg_attr(not(feature = "tch"), allow(dead_code))]
 #[cold]
-pub(crate) fn take_device_error(function: &str) -> Option<(String, bool)> {
+pub(crate) fn take_device_error(
+    function: &str,
+    armed: &std::sync::atomic::AtomicBool,
+) -> Option<String> {
     let mut plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
-    let index = plans.iter().position(|plan| plan.function == function)?;
+    let Some(index) = plans.iter().position(|plan| plan.function == function) else {
+        armed.store(false, std::sync::atomic::Ordering::Relaxed);
+        return None;
+    };
     let plan = &mut plans[index];
     plan.remaining -= 1;
-    if plan.remaining == 0 {
-        // The last one: the caller disarms its site.
-        Some((plans.swap_remove(index).message, false))
-    } else {
-        Some((plan.message.clone(), true))
+    if plan.remaining > 0 {
+        return Some(plan.message.clone());
     }
+    armed.store(false, std::sync::atomic::Ordering::Relaxed);
+    Some(plans.swap_remove(index).message)
 }
 
 #[cfg(test)]
@@ -103,14 +110,17 @@ mod tests {
 
     #[test]
     fn an_injection_fires_the_given_number_of_times() {
+        use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
         inject_device_error("chaos::tests::f", "CUDA out of memory", 2);
-        assert_eq!(take_device_error("chaos::tests::g"), None);
-        let message = "CUDA out of memory".to_owned();
-        assert_eq!(
-            take_device_error("chaos::tests::f"),
-            Some((message.clone(), true))
-        );
-        assert_eq!(take_device_error("chaos::tests::f"), Some((message, false)));
-        assert_eq!(take_device_error("chaos::tests::f"), None);
+        let armed = AtomicBool::new(true);
+        let message = Some("CUDA out of memory".to_owned());
+        assert_eq!(take_device_error("chaos::tests::f", &armed), message);
+        assert!(armed.load(Relaxed), "one left");
+        assert_eq!(take_device_error("chaos::tests::f", &armed), message);
+        assert!(!armed.load(Relaxed), "none left");
+        assert_eq!(take_device_error("chaos::tests::f", &armed), None);
+        let other = AtomicBool::new(true);
+        assert_eq!(take_device_error("chaos::tests::g", &other), None);
+        assert!(!other.load(Relaxed));
     }
 }

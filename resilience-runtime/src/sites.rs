@@ -245,7 +245,7 @@ impl LayerSite {
             LayerSite::Breaker(site) => {
                 let breaker = site.breaker();
                 Layer::Breaker {
-                    name: breaker.name,
+                    name: breaker.name(),
                     state: breaker.state(),
                     settings: site.config_in_force(),
                     policy: site.policy,

@@ -39,8 +39,9 @@ struct Parts {
     changeable: Vec<bool>,
     /// Per typed argument: where its type is written.
     type_spans: Vec<Span>,
-    /// The function takes `&mut` state (`&mut self`, a `&mut` argument),
-    /// which a rerun would change twice.
+    /// The function takes `&mut` state (`&mut self`; a `&mut` argument, which
+    /// no dispatch can hold, fails to compile anyway), which a rerun would
+    /// change twice.
     mutable_state: bool,
 }
 

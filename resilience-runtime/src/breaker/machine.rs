@@ -9,10 +9,10 @@
 //! then settles.
 //!
 //! Time comes in as an argument (a function that reads the time since the
-//! breaker was created, called only on the paths that need it: the closed
-//! path never reads the clock), so the machine has no clock of its own and
-//! its `loom` models explore every interleaving of admit, record, cancel and
-//! transition.
+//! breaker was created, called only on the paths that need it, and after the
+//! word it is compared with was loaded: the closed path never reads the
+//! clock), so the machine has no clock of its own and its `loom` models
+//! explore every interleaving of admit, record, cancel and transition.
 
 use std::time::Duration;
 
@@ -75,17 +75,21 @@ pub(crate) struct Limits {
 /// Probes of one half-open round, at most.
 pub(crate) const MAX_PROBES: u32 = (1 << PROBE_BITS) - 1;
 
-// The word: state in bits 0..3, generation in 3..19, payload in 19..64. The
+// The word: state in bits 0..3, generation in 3..32, payload in 32..64. The
 // payload of `Open` and `ForcedOpen` is when the breaker opened, in
-// microseconds since its creation, modulo 2^45 (407 days: elapsed time is
+// milliseconds since its creation, modulo 2^32 (49.7 days: elapsed time is
 // computed with wrapping arithmetic, so only a breaker left open that long
 // without a single call misjudges, by one `open_for` at most); of `HalfOpen`,
-// the probes running (22 bits) and the probes that succeeded (23 bits).
+// the probes running and the probes that succeeded, 16 bits each. The
+// generation wraps after 2^29 transitions; a probe that is still running
+// then, and finds a round of the same number, is caught by the probe count
+// it would take below zero.
 const STATE_BITS: u32 = 3;
-const GENERATION_BITS: u32 = 16;
+const GENERATION_BITS: u32 = 29;
 const PAYLOAD_SHIFT: u32 = STATE_BITS + GENERATION_BITS;
-const PROBE_BITS: u32 = 22;
+const PROBE_BITS: u32 = 16;
 const PAYLOAD_MAX: u64 = (1 << (64 - PAYLOAD_SHIFT)) - 1;
+const GENERATION_MAX: u32 = (1 << GENERATION_BITS) - 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Word(u64);
@@ -97,8 +101,8 @@ impl Word {
         State::ALL[(self.0 & ((1 << STATE_BITS) - 1)) as usize]
     }
 
-    fn generation(self) -> u16 {
-        (self.0 >> STATE_BITS) as u16
+    fn generation(self) -> u32 {
+        (self.0 >> STATE_BITS) as u32 & GENERATION_MAX
     }
 
     fn payload(self) -> u64 {
@@ -115,24 +119,26 @@ impl Word {
 
     /// The word of a new round in `state`.
     fn next(self, state: State, payload: u64) -> Word {
-        let generation = u64::from(self.generation().wrapping_add(1));
+        let generation = u64::from(self.generation().wrapping_add(1) & GENERATION_MAX);
         Word(state as u64 | generation << STATE_BITS | (payload & PAYLOAD_MAX) << PAYLOAD_SHIFT)
     }
 
-    /// The same half-open round with other probe counts.
+    /// The same half-open round with other probe counts, each at most
+    /// [`MAX_PROBES`].
     fn with_probes(self, probes: u32, successes: u32) -> Word {
+        let (probes, successes) = (probes.min(MAX_PROBES), successes.min(MAX_PROBES));
         let payload = u64::from(probes) | u64::from(successes) << PROBE_BITS;
         Word(self.0 & ((1 << PAYLOAD_SHIFT) - 1) | payload << PAYLOAD_SHIFT)
     }
 
     /// `now` as an open breaker's payload.
-    fn micros(now: Duration) -> u64 {
-        (now.as_micros() as u64) & PAYLOAD_MAX
+    fn millis(now: Duration) -> u64 {
+        (now.as_millis() as u64) & PAYLOAD_MAX
     }
 
-    /// How long an open breaker has been open at `now`.
+    /// How long an open breaker has been open at `now`, to the millisecond.
     fn open_since(self, now: Duration) -> Duration {
-        Duration::from_micros(Self::micros(now).wrapping_sub(self.payload()) & PAYLOAD_MAX)
+        Duration::from_millis(Self::millis(now).wrapping_sub(self.payload()) & PAYLOAD_MAX)
     }
 }
 
@@ -140,7 +146,7 @@ impl Word {
 /// probe of a half-open round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ticket {
-    generation: u16,
+    generation: u32,
     probe: bool,
 }
 
@@ -212,7 +218,7 @@ impl Machine {
     pub(crate) fn admit(
         &self,
         limits: &Limits,
-        now: impl FnOnce() -> Duration,
+        now: impl Fn() -> Duration,
     ) -> (Admission, Option<Transition>) {
         let word = self.load();
         match word.state() {
@@ -233,9 +239,8 @@ impl Machine {
     fn admit_slow(
         &self,
         limits: &Limits,
-        now: impl FnOnce() -> Duration,
+        now: impl Fn() -> Duration,
     ) -> (Admission, Option<Transition>) {
-        let now = now();
         loop {
             let word = self.load();
             let next = match word.state() {
@@ -243,7 +248,10 @@ impl Machine {
                 State::ForcedClosed => return (Admission::Pass, None),
                 State::ForcedOpen => return (Admission::Reject(None), None),
                 State::Open => {
-                    let left = limits.open_for.saturating_sub(word.open_since(now));
+                    // Read after the word: a clock read before another
+                    // thread reopened the breaker would be older than the
+                    // time it opened.
+                    let left = limits.open_for.saturating_sub(word.open_since(now()));
                     if !left.is_zero() {
                         return (Admission::Reject(Some(left)), None);
                     }
@@ -257,8 +265,12 @@ impl Machine {
                 }
             };
             if self.swap(word, next) {
-                let moved = (word.state() != next.state())
-                    .then(|| Transition::new(word.state(), next.state()));
+                let moved = (word.state() != next.state()).then(|| {
+                    // A new round: the closed window it opened on is history,
+                    // so that a failure right after closing cannot reopen it.
+                    self.clear_window();
+                    Transition::new(word.state(), next.state())
+                });
                 return (Admission::Run(Self::ticket(next, true)), moved);
             }
         }
@@ -311,13 +323,15 @@ impl Machine {
         let bit = 1u64 << (position % window);
         let mask = u64::MAX >> (64 - window);
         let failures = (self.failures.fetch_or(bit, AcqRel) | bit) & mask;
-        let calls = (position + 1).min(window);
+        // Read after the failure is in: of two failures recorded at once, the
+        // second to look sees both.
+        let calls = self.recorded.load(Acquire).max(position + 1).min(window);
         if calls < u64::from(limits.min_calls.min(limits.window)) {
             return None;
         }
         let failed = failures.count_ones();
         if f64::from(failed) / calls as f64 >= limits.failure_rate
-            && self.swap(word, word.next(State::Open, Word::micros(now())))
+            && self.swap(word, word.next(State::Open, Word::millis(now())))
         {
             return Some(Transition {
                 window: Some((failed, calls as u32)),
@@ -337,12 +351,12 @@ impl Machine {
         let now = failed.then(now).unwrap_or_default();
         loop {
             let word = self.load();
-            if word.state() != State::HalfOpen || word.generation() != ticket.generation {
+            if !Self::holds(word, ticket) {
                 return None;
             }
             let successes = word.successes() + 1;
             let next = if failed {
-                word.next(State::Open, Word::micros(now))
+                word.next(State::Open, Word::millis(now))
             } else if successes >= limits.half_open_probes {
                 word.next(State::Closed, 0)
             } else {
@@ -360,6 +374,15 @@ impl Machine {
         }
     }
 
+    /// Whether `ticket` is a probe of the half-open round `word` is in. A round
+    /// with no probe running cannot be the ticket's, whatever its number (the
+    /// generation wrapped while the probe ran).
+    fn holds(word: Word, ticket: Ticket) -> bool {
+        word.state() == State::HalfOpen
+            && word.generation() == ticket.generation
+            && word.probes() > 0
+    }
+
     /// A call admitted with `ticket` ended without an outcome: a probe gives
     /// its place back, if its round is still on.
     pub(crate) fn cancel(&self, ticket: Ticket) {
@@ -368,7 +391,7 @@ impl Machine {
         }
         loop {
             let word = self.load();
-            if word.state() != State::HalfOpen || word.generation() != ticket.generation {
+            if !Self::holds(word, ticket) {
                 return;
             }
             if self.swap(word, word.with_probes(word.probes() - 1, word.successes())) {
@@ -381,9 +404,12 @@ impl Machine {
     /// window.
     pub(crate) fn set(&self, to: State, now: Duration) -> Option<Transition> {
         let payload = match to {
-            State::Open | State::ForcedOpen => Word::micros(now),
+            State::Open | State::ForcedOpen => Word::millis(now),
             _ => 0,
         };
+        // Cleared before the new round starts, and again after, for outcomes
+        // recorded meanwhile by calls of the old one.
+        self.clear_window();
         let mut word = self.load();
         loop {
             match self
@@ -453,12 +479,16 @@ mod tests {
         assert_eq!(word.state(), State::HalfOpen);
         assert_eq!(word.generation(), 1);
         assert_eq!((word.probes(), word.successes()), (MAX_PROBES, 12));
-        let wrapped = Word(u64::from(u16::MAX) << STATE_BITS).next(State::Open, PAYLOAD_MAX);
+        let wrapped = Word(u64::from(GENERATION_MAX) << STATE_BITS).next(State::Open, PAYLOAD_MAX);
         assert_eq!(wrapped.generation(), 0);
         assert_eq!(wrapped.state(), State::Open);
-        // Opened just before the microsecond count wrapped; 3 us later.
-        let later = Duration::from_micros(PAYLOAD_MAX + 3);
-        assert_eq!(wrapped.open_since(later), Duration::from_micros(3));
+        // Opened just before the millisecond count wrapped; 3 ms later.
+        let later = Duration::from_millis(PAYLOAD_MAX + 3);
+        assert_eq!(wrapped.open_since(later), Duration::from_millis(3));
+        // Counts never spill into each other.
+        let full = word.with_probes(MAX_PROBES + 1, MAX_PROBES + 1);
+        assert_eq!((full.probes(), full.successes()), (MAX_PROBES, MAX_PROBES));
+        assert_eq!(full.generation(), word.generation());
     }
 
     #[test]
@@ -511,7 +541,7 @@ mod tests {
             let ticket = run(&machine, at);
             machine.record(ticket, true, &LIMITS, || at);
         }
-        let almost = at + LIMITS.open_for - Duration::from_micros(1);
+        let almost = at + LIMITS.open_for - Duration::from_millis(1);
         assert!(
             matches!(machine.admit(&LIMITS, || almost).0, Admission::Reject(Some(left)) if !left.is_zero())
         );

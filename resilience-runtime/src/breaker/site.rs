@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::CircuitOpenError;
-use super::state::{Breaker, Permit, Settings};
+use super::state::{Breaker, Name, Permit, Settings};
 use crate::policy::{Gate, Kind, at_defaults, gate, kind_off};
 use crate::sites::{Function, LayerSite};
 
@@ -61,15 +61,14 @@ impl BreakerSite {
     fn register(&self) -> &'static Breaker {
         let function = self.function.path();
         let create = |name| &*Box::leak(Box::new(Breaker::new(name, function, self.config)));
-        let mut registry = registry();
         let Some(name) = self.name else {
-            // Its own breaker, found by its path unless another function
-            // already reports the same path.
-            let breaker = create(function);
-            registry.entry(function).or_insert(breaker);
-            return breaker;
+            // Its own breaker; found through its site (see `find`).
+            return create(Name::Own(self.function));
         };
-        let breaker = *registry.entry(name).or_insert_with(|| create(name));
+        let mut registry = registry();
+        let breaker = *registry
+            .entry(name)
+            .or_insert_with(|| create(Name::Shared(name)));
         if breaker.config != self.config {
             tracing::warn!(
                 breaker = name,
@@ -111,7 +110,11 @@ impl BreakerSite {
         if kind_off(Kind::Breaker) {
             return None;
         }
-        let keys = [Some(self.function.path()), self.policy, self.name];
+        // A shared breaker's settings belong to it: only its name keys them.
+        let keys = match self.name {
+            Some(name) => [Some(name), None],
+            None => [Some(self.function.path()), self.policy],
+        };
         let base = breaker.config;
         match gate(Kind::Breaker, &keys, |e| {
             let entry = e.circuit_breaker.unwrap_or_default();
@@ -142,8 +145,8 @@ impl std::fmt::Debug for BreakerSite {
     }
 }
 
-/// The breaker `name`: one that exists, or one that a registered function
-/// will use, created now.
+/// The breaker `name`: a shared one, or the one of the function of that path
+/// (created now if it has not run yet).
 pub(super) fn find(name: &str) -> Option<&'static Breaker> {
     if let Some(breaker) = registry().get(name).copied() {
         return Some(breaker);

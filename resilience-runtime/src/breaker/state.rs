@@ -7,6 +7,7 @@ use tokio::time::Instant;
 
 use super::CircuitOpenError;
 use super::machine::{Admission, Limits, MAX_PROBES, Machine, State, Ticket, Transition};
+use crate::sites::Function;
 
 /// The settings of a circuit breaker: what `#[circuit_breaker(...)]` was
 /// asked for, as a policy file may override it.
@@ -63,9 +64,17 @@ impl Settings {
     }
 }
 
+/// How a breaker is named: by `name = "…"`, or by its function's path, read
+/// when it is reported (a method's names its type from its first call on,
+/// even when the breaker was created before).
+pub(crate) enum Name {
+    Shared(&'static str),
+    Own(&'static Function),
+}
+
 /// A circuit breaker.
 pub(crate) struct Breaker {
-    pub(crate) name: &'static str,
+    name: Name,
     machine: Machine,
     epoch: Instant,
     /// The settings of the site that created it; other sites sharing its
@@ -91,13 +100,21 @@ pub struct Permit<'a> {
 }
 
 impl Breaker {
-    pub(super) fn new(name: &'static str, owner: &'static str, config: Settings) -> Self {
+    pub(super) fn new(name: Name, owner: &'static str, config: Settings) -> Self {
         Self {
             name,
             machine: Machine::new(),
             epoch: Instant::now(),
             config,
             owner,
+        }
+    }
+
+    /// Its name, as errors, events and operators know it.
+    pub(crate) fn name(&self) -> &'static str {
+        match self.name {
+            Name::Shared(name) => name,
+            Name::Own(function) => function.path(),
         }
     }
 
@@ -131,7 +148,7 @@ impl Breaker {
                 start: config.slow_call.map(|_| Instant::now()),
             }),
             Admission::Pass => Ok(self.pass(function, config)),
-            Admission::Reject(retry_after) => Err(CircuitOpenError::new(self.name, retry_after)),
+            Admission::Reject(retry_after) => Err(CircuitOpenError::new(self.name(), retry_after)),
         }
     }
 
@@ -159,7 +176,7 @@ impl Breaker {
         let (from, to) = (moved.from.as_str(), moved.to.as_str());
         match moved.window {
             Some((failed, calls)) => tracing::warn!(
-                breaker = self.name,
+                breaker = self.name(),
                 from,
                 to,
                 failure_rate = f64::from(failed) / f64::from(calls),
@@ -169,7 +186,7 @@ impl Breaker {
                 "circuit breaker opened"
             ),
             None => tracing::warn!(
-                breaker = self.name,
+                breaker = self.name(),
                 from,
                 to,
                 "circuit breaker changed state"
@@ -216,7 +233,7 @@ impl Drop for Permit<'_> {
 impl std::fmt::Debug for Breaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Breaker")
-            .field("name", &self.name)
+            .field("name", &self.name())
             .field("state", &self.state())
             .finish_non_exhaustive()
     }

@@ -265,11 +265,14 @@ impl<R, O: Output<R>> Recovery<R, O> {
                 None,
             )),
             Plan::Untouched => {
+                // As if the attribute were not there: nothing counted,
+                // nothing reported, a panic raised as a panic.
                 let (function, origin) = (self.site.function(), self.origin);
-                Step::Done(untouched(
+                Step::Done(raise(
                     &self.options,
                     self.output,
                     self.failure,
+                    false,
                     |message| DeviceError::new(message).at(function, origin),
                 ))
             }
@@ -329,7 +332,7 @@ fn on_cpu<R>(failure: &Failure<R>, origin: Option<Device>) -> bool {
 fn refusal(options: &DeviceOptions, changed: &dyn Fn() -> bool) -> Option<&'static str> {
     if !options.rerun {
         return Some(
-            "the function takes `&mut` state that a rerun would change twice; mark it `rerun = \"idempotent\"` if running it again is safe",
+            "the method takes `&mut self`, whose state a rerun would change twice; mark it `rerun = \"idempotent\"` if running it again is safe",
         );
     }
     if changed() {
@@ -465,7 +468,7 @@ fn pass_on<R, O: Output<R>>(
     context: Option<DeviceError>,
 ) -> R {
     site.count_failure();
-    untouched(options, output, failure, |message| {
+    raise(options, output, failure, true, |message| {
         let error = DeviceError::new(message).at(site.function(), origin);
         match context {
             Some(context) => error.caused_after(context),
@@ -474,11 +477,14 @@ fn pass_on<R, O: Output<R>>(
     })
 }
 
-/// Passes a failure on as if the attribute were not there.
-fn untouched<R, O: Output<R>>(
+/// Passes a failure on: the `Err` returned, the panic raised (again, with
+/// its text, when the quiet hook kept it quiet); with `report`, a device
+/// panic in a function returning `Result` becomes an `Err(DeviceError)`.
+fn raise<R, O: Output<R>>(
     options: &DeviceOptions,
     output: O,
     failure: Failure<R>,
+    report: bool,
     error: impl FnOnce(&str) -> DeviceError,
 ) -> R {
     let quieted = options.fallback && failure.kind.falls_back();
@@ -487,10 +493,10 @@ fn untouched<R, O: Output<R>>(
         Source::Panicked(payload) if failure.kind == DeviceErrorKind::NotDevice => {
             resume_unwind(payload)
         }
-        Source::Panicked(payload) => match output.report(error(&failure.message)) {
-            Some(value) => value,
-            None if quieted => std::panic::panic_any(failure.message),
-            None => resume_unwind(payload),
+        Source::Panicked(payload) => match report.then(|| output.report(error(&failure.message))) {
+            Some(Some(value)) => value,
+            _ if quieted => std::panic::panic_any(failure.message),
+            _ => resume_unwind(payload),
         },
         Source::Injected | Source::Moving | Source::Sticky(_) => {
             let error = error(&failure.message);

@@ -21,8 +21,8 @@ pub struct DeviceOptions {
     pub sticky: bool,
     /// `retries = N`: out-of-memory retries on the device before falling back.
     pub retries: u32,
-    /// The body may run again: it takes no `&mut` state other than tensors,
-    /// or it is marked `rerun = "idempotent"`.
+    /// The body may run again: it takes no `&mut self`, or it is marked
+    /// `rerun = "idempotent"`.
     pub rerun: bool,
 }
 
@@ -144,11 +144,7 @@ impl DeviceSite {
 
     #[cold]
     fn take_injected(&self) -> Option<String> {
-        let taken = crate::chaos::take_device_error(self.function());
-        if !taken.as_ref().is_some_and(|(_, more)| *more) {
-            self.armed.store(false, Relaxed);
-        }
-        taken.map(|(message, _)| message)
+        crate::chaos::take_device_error(self.function(), &self.armed)
     }
 
     pub(super) fn count_retry(&self) {

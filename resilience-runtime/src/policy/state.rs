@@ -52,16 +52,20 @@ fn flags() -> u32 {
 /// whichever comes first.
 #[cold]
 pub(super) fn init() -> u32 {
-    INIT_ONCE.call_once(|| {
+    // Other threads wait here until both variables are in force: `INIT` is
+    // published last, so no call runs at defaults past a file that switches
+    // it off. `call_once_force`: a panic inside (a subscriber's, say) must
+    // not leave every later call panicking on a poisoned `Once`.
+    INIT_ONCE.call_once_force(|_| {
         let off = std::env::var("RESILIENCE_DISABLE").map_or(0, |value| env_off(&value));
         ENV_OFF.store(off, Relaxed);
-        FLAGS.fetch_or(INIT | off, Release);
         if let Some(path) = std::env::var_os("RESILIENCE_POLICY_FILE") {
             let loading = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
             if let Err(error) = apply_locked(Path::new(&path), &loading) {
                 tracing::warn!(%error, "RESILIENCE_POLICY_FILE not applied; attributes keep their own settings");
             }
         }
+        FLAGS.fetch_or(INIT | off, Release);
     });
     FLAGS.load(Acquire)
 }

@@ -174,3 +174,28 @@ fn forcing_wins_over_a_concurrent_opening() {
         assert_eq!(machine.state(), State::ForcedClosed);
     });
 }
+
+#[test]
+fn a_failure_right_after_closing_does_not_reopen_on_old_outcomes() {
+    loom::model(|| {
+        let limits = limits(1);
+        let machine = opened(&limits);
+        let probe = admitted(machine.admit(&limits, || OPEN_FOR).0).unwrap();
+        let closing = {
+            let machine = machine.clone();
+            thread::spawn(move || machine.record(probe, false, &limits, || OPEN_FOR))
+        };
+        let failing = {
+            let machine = machine.clone();
+            thread::spawn(move || {
+                if let (Admission::Run(ticket), _) = machine.admit(&limits, || OPEN_FOR) {
+                    machine.record(ticket, true, &limits, || OPEN_FOR);
+                }
+            })
+        };
+        closing.join().unwrap();
+        failing.join().unwrap();
+        // One failure in a fresh window is below `min_calls`.
+        assert_eq!(machine.state(), State::Closed);
+    });
+}
