@@ -6,16 +6,12 @@
 mod common;
 
 use common::Recorder;
-use resilience_runtime::device::{self, FunctionStats};
+use resilience_runtime::device::FunctionStats;
 use resilience_runtime::{chaos, safe_mps_op};
 use tch::{Device, Kind, Tensor};
 
 fn stats_of(function: &str) -> FunctionStats {
-    let path = format!("device_drills::{function}");
-    device::stats()
-        .into_iter()
-        .find(|stats| stats.function == path)
-        .unwrap_or_else(|| panic!("no stats for {path}"))
+    common::device_stats(&format!("device_drills::{function}"))
 }
 
 const OOM: &str = "CUDA out of memory. Tried to allocate 2.00 GiB";

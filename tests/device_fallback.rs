@@ -8,26 +8,18 @@ mod common;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use common::panic_text;
+use common::{panic_text, values};
 
 use resilience_runtime::device::{self, DeviceError, DeviceErrorKind, FunctionStats};
 use resilience_runtime::{chaos, safe_mps_op};
 use tch::{Device, Kind, Tensor, nn, nn::Module};
 
 fn stats_of(function: &str) -> FunctionStats {
-    let path = format!("device_fallback::{function}");
-    device::stats()
-        .into_iter()
-        .find(|stats| stats.function == path)
-        .unwrap_or_else(|| panic!("no stats for {path}"))
+    common::device_stats(&format!("device_fallback::{function}"))
 }
 
 fn matrix() -> Tensor {
     Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).view([2, 3])
-}
-
-fn values(tensor: &Tensor) -> Vec<f32> {
-    Vec::<f32>::try_from(tensor.to_kind(Kind::Float).flatten(0, -1)).unwrap()
 }
 
 fn gram_on_cpu(x: &Tensor) -> Tensor {

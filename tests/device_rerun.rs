@@ -7,21 +7,13 @@ mod common;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use common::panic_text;
+use common::{panic_text, values};
 use resilience_runtime::device::{self, DeviceError, DeviceErrorKind, FunctionStats};
 use resilience_runtime::safe_mps_op;
 use tch::{Device, Kind, Tensor};
 
 fn stats_of(function: &str) -> FunctionStats {
-    let path = format!("device_rerun::{function}");
-    device::stats()
-        .into_iter()
-        .find(|stats| stats.function == path)
-        .unwrap_or_else(|| panic!("no stats for {path}"))
-}
-
-fn values(tensor: &Tensor) -> Vec<f32> {
-    Vec::<f32>::try_from(tensor.to_kind(Kind::Float).flatten(0, -1)).unwrap()
+    common::device_stats(&format!("device_rerun::{function}"))
 }
 
 /// Doubles its input in place, then fails on the device.

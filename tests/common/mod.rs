@@ -74,3 +74,18 @@ pub(crate) fn panic_text(f: impl FnOnce()) -> String {
         .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .expect("a text panic")
 }
+
+/// The stats of the `#[safe_mps_op]` function at `path`.
+#[cfg(feature = "tch")]
+pub(crate) fn device_stats(path: &str) -> resilience_runtime::device::FunctionStats {
+    resilience_runtime::device::stats()
+        .into_iter()
+        .find(|stats| stats.function == path)
+        .unwrap_or_else(|| panic!("no stats for {path}"))
+}
+
+/// A tensor's values as `f32`, flattened.
+#[cfg(feature = "tch")]
+pub(crate) fn values(tensor: &tch::Tensor) -> Vec<f32> {
+    Vec::<f32>::try_from(tensor.to_kind(tch::Kind::Float).flatten(0, -1)).unwrap()
+}

@@ -35,6 +35,10 @@ use super::{DeviceError, DeviceErrorKind, classify};
 ///         }
 ///     }
 /// }
+///
+/// let prediction = Prediction { logits: Tensor::from_slice(&[0.1f32, 0.9]), label: 1 };
+/// let back = prediction.to_origin(Device::Cpu).ok().unwrap();
+/// assert_eq!((back.logits.device(), back.label), (Device::Cpu, 1));
 /// ```
 pub trait ToOrigin: Sized {
     /// Moves `self` to `device`; on failure, gives `self` back unchanged.
