@@ -36,6 +36,23 @@ fn an_input_changed_in_place_is_not_computed_on_again() {
     assert_eq!((stats.unavailable, stats.failures), (0, 1));
 }
 
+/// The same, asking for a snapshot: device attempts work on a copy.
+#[safe_mps_op(snapshot_inputs = true)]
+fn doubled_in_place_from_a_snapshot(mut xs: Tensor, device: Device) -> Tensor {
+    let _ = xs.g_mul_scalar_(2.0);
+    xs.to_device(device)
+}
+
+#[test]
+fn a_snapshot_reruns_from_the_inputs_as_passed() {
+    let xs = Tensor::from_slice(&[1.0f32, 2.0]);
+    let out = doubled_in_place_from_a_snapshot(xs.shallow_clone(), Device::Mps);
+    // The failed attempt doubled a copy; the rerun doubled the input once.
+    assert_eq!(values(&out), [2.0, 4.0]);
+    assert_eq!(values(&xs), [2.0, 4.0]);
+    assert_eq!(stats_of("doubled_in_place_from_a_snapshot").unavailable, 1);
+}
+
 /// Takes the input by value without changing it: reruns as before.
 #[safe_mps_op]
 fn doubled(xs: Tensor, device: Device) -> Tensor {

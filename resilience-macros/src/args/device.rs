@@ -6,8 +6,7 @@ use syn::{Error, Expr, ExprLit, Ident, Lit};
 
 use super::{Arg, Errors, choice, parse_list};
 
-const VALID: &str =
-    "expected one of `fallback`, `return_to`, `sticky`, `retries`, `rerun`, `policy`";
+const VALID: &str = "expected one of `fallback`, `return_to`, `sticky`, `retries`, `rerun`, `snapshot_inputs`, `policy`";
 
 /// The configuration of one `#[safe_mps_op]`.
 pub(crate) struct DeviceArgs {
@@ -22,6 +21,9 @@ pub(crate) struct DeviceArgs {
     /// `rerun = "idempotent"`: the body may run again although it takes
     /// `&mut` state.
     pub(crate) idempotent: bool,
+    /// `snapshot_inputs = true`: device attempts work on copies of the
+    /// tensors passed by value.
+    pub(crate) snapshot: bool,
     /// The `policy = "…"` name that policy files may use for this function.
     pub(crate) policy: Option<syn::LitStr>,
 }
@@ -45,6 +47,7 @@ impl DeviceArgs {
             sticky: builder.sticky.unwrap_or(true),
             retries: builder.retries.unwrap_or(0),
             idempotent: builder.idempotent.unwrap_or(false),
+            snapshot: builder.snapshot.unwrap_or(false),
             policy: builder.policy,
         })
     }
@@ -57,6 +60,7 @@ struct Builder {
     sticky: Option<bool>,
     retries: Option<u32>,
     idempotent: Option<bool>,
+    snapshot: Option<bool>,
     policy: Option<syn::LitStr>,
     errors: Errors,
 }
@@ -74,6 +78,7 @@ impl Builder {
             "retries" => count(value).map(|v| set(&mut self.retries, v)),
             "rerun" => choice(value, &[("idempotent", true), ("checked", false)])
                 .map(|v| set(&mut self.idempotent, v)),
+            "snapshot_inputs" => boolean(value).map(|v| set(&mut self.snapshot, v)),
             "policy" => super::policy_name(value).map(|v| set(&mut self.policy, v)),
             other => Err(Error::new(
                 name.span(),

@@ -162,6 +162,7 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
         sticky,
         retries,
         idempotent,
+        snapshot,
         ref policy,
     } = *args;
     let rerun = idempotent || !mutable_state;
@@ -289,6 +290,7 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
                 sticky: #sticky,
                 retries: #retries,
                 rerun: #rerun,
+                snapshot: #snapshot,
             },
         );
         #[allow(unused_mut)]

@@ -14,12 +14,22 @@ use tch::{Device, Kind, TchError, Tensor};
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    /// Again on the inputs' device (an out-of-memory retry).
+    /// On the inputs' device.
     Device,
+    /// On the inputs' device, with tensors passed by value copied, so that
+    /// a rerun starts from the inputs as they were (`snapshot_inputs`).
+    DeviceCopy,
     /// On the CPU.
     Cpu,
     /// On the CPU, with half-precision inputs upcast to `f32`.
     CpuUpcast,
+}
+
+impl Target {
+    /// Whether the call runs on the inputs' device.
+    pub(crate) fn on_device(self) -> bool {
+        matches!(self, Target::Device | Target::DeviceCopy)
+    }
 }
 
 /// An argument type that carries tensors or a device.
@@ -63,6 +73,11 @@ pub trait Param<'a> {
 fn move_tensor(tensor: &Tensor, target: Target) -> Result<Tensor, TchError> {
     match target {
         Target::Device => Ok(tensor.shallow_clone()),
+        Target::DeviceCopy => {
+            let mut copy = tensor.f_zeros_like()?;
+            copy.f_copy_(tensor)?;
+            Ok(copy)
+        }
         Target::Cpu => tensor.f_to_device(Device::Cpu),
         Target::CpuUpcast => {
             let cpu = tensor.f_to_device(Device::Cpu)?;
@@ -136,7 +151,7 @@ impl<'x> TensorArg for &'x Tensor {
     }
     fn hold(&self, target: Target) -> Result<Lent<'x, Tensor, Tensor>, TchError> {
         Ok(match target {
-            Target::Device => Lent::Same(*self),
+            Target::Device | Target::DeviceCopy => Lent::Same(*self),
             _ => Lent::Moved(move_tensor(self, target)?),
         })
     }
@@ -155,7 +170,7 @@ impl<'x> TensorArg for &'x [Tensor] {
     }
     fn hold(&self, target: Target) -> Result<Lent<'x, [Tensor], Vec<Tensor>>, TchError> {
         Ok(match target {
-            Target::Device => Lent::Same(*self),
+            Target::Device | Target::DeviceCopy => Lent::Same(*self),
             _ => Lent::Moved(moved_all(self, target)?),
         })
     }
@@ -188,7 +203,7 @@ impl TensorArg for Device {
     }
     fn hold(&self, target: Target) -> Result<Taken<Device>, TchError> {
         Ok(Taken(Some(match target {
-            Target::Device => *self,
+            Target::Device | Target::DeviceCopy => *self,
             Target::Cpu | Target::CpuUpcast => Device::Cpu,
         })))
     }

@@ -87,7 +87,7 @@ fn settle<R, O: Output<R>>(output: O, run: std::thread::Result<R>) -> Attempt<R>
 /// A fault injected for a later attempt on the device (an out-of-memory
 /// retry): each device attempt takes one; CPU reruns take none.
 fn injected<R>(site: &DeviceSite, target: Target) -> Option<Failure<R>> {
-    if target != Target::Device {
+    if !target.on_device() {
         return None;
     }
     site.injected()
@@ -96,7 +96,7 @@ fn injected<R>(site: &DeviceSite, target: Target) -> Option<Failure<R>> {
 
 /// Runs one attempt, adding the time of a CPU rerun to the site's stats.
 fn timed<T>(site: &DeviceSite, target: Target, attempt: impl FnOnce() -> T) -> T {
-    if target == Target::Device {
+    if target.on_device() {
         return attempt();
     }
     let started = std::time::Instant::now();
@@ -159,7 +159,7 @@ pub fn run<R, O: Output<R>>(
     let quiet = options.fallback;
     let failure = match before_attempt(site, &options, origin) {
         Some(failure) => failure,
-        None => match quietly(quiet, || attempt(output, || call(Target::Device))) {
+        None => match quietly(quiet, || attempt(output, || call(options.device_target()))) {
             Attempt::Done(value) => return value,
             Attempt::Failed(failure) => failure,
         },
@@ -247,7 +247,8 @@ impl<R, O: Output<R>> Recovery<R, O> {
             self.retries -= 1;
             self.site.count_retry();
             tracing::debug!(function = self.site.function(), device = %Named(self.origin), "out of memory; retrying on the device");
-            return Step::Run(self, Target::Device);
+            let target = self.options.device_target();
+            return Step::Run(self, target);
         }
         match plan(
             self.site,
@@ -563,7 +564,7 @@ where
     let ahead = before_attempt(site, &options, &|| origin(&args));
     let failure = match ahead {
         Some(failure) => failure,
-        None => match attempt_async(quiet, output, call(&args, Target::Device)).await {
+        None => match attempt_async(quiet, output, call(&args, options.device_target())).await {
             Attempt::Done(value) => return value,
             Attempt::Failed(failure) => failure,
         },
@@ -574,7 +575,7 @@ where
         match step {
             Step::Done(value) => return value,
             Step::Run(recovery, target) => {
-                let started = (target != Target::Device).then(std::time::Instant::now);
+                let started = (!target.on_device()).then(std::time::Instant::now);
                 let outcome = match injected(site, target) {
                     Some(failure) => Attempt::Failed(failure),
                     None => attempt_async(quiet, output, call(&args, target)).await,

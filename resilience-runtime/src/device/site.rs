@@ -24,6 +24,20 @@ pub struct DeviceOptions {
     /// The body may run again: it takes no `&mut self`, or it is marked
     /// `rerun = "idempotent"`.
     pub rerun: bool,
+    /// `snapshot_inputs = true`: device attempts get copies of the tensors
+    /// passed by value, so that a rerun starts from the inputs as passed.
+    pub snapshot: bool,
+}
+
+impl DeviceOptions {
+    /// How a device attempt holds its arguments.
+    pub(super) fn device_target(&self) -> super::args::Target {
+        if self.snapshot {
+            super::args::Target::DeviceCopy
+        } else {
+            super::args::Target::Device
+        }
+    }
 }
 
 /// The state of one annotated function.
