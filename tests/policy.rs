@@ -382,3 +382,25 @@ async fn a_shared_breaker_takes_its_settings_by_its_name() {
     priced().await.unwrap();
     policy::clear();
 }
+
+#[tokio::test(start_paused = true)]
+async fn only_its_name_reaches_a_shared_breaker_kill_switch_included() {
+    let _turn = TURN.lock().await;
+    breaker::force_open("pricing-feed");
+    // The function's path does not reach the breaker it shares: still open.
+    let by_path = write(
+        "shared-by-path.toml",
+        "[policies.\"policy::priced\".circuit_breaker]\nenabled = false\n",
+    );
+    policy::load(&by_path).unwrap();
+    assert!(priced().await.is_err());
+    // Its name does: switched off, the call runs.
+    let by_name = write(
+        "shared-by-name.toml",
+        "[policies.\"pricing-feed\".circuit_breaker]\nenabled = false\n",
+    );
+    policy::load(&by_name).unwrap();
+    assert!(priced().await.is_ok());
+    policy::clear();
+    breaker::reset("pricing-feed");
+}

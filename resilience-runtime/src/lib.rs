@@ -40,6 +40,7 @@ pub mod deadline;
 pub mod device;
 mod events;
 pub mod policy;
+mod registry;
 pub mod retry;
 pub mod sites;
 
@@ -193,7 +194,7 @@ pub mod __private {
     pub use crate::deadline::site::TimeoutSite;
     pub use crate::policy::Kind;
     pub use crate::policy::state::all_off;
-    pub use crate::sites::{FUNCTIONS, Function, LayerSite};
+    pub use crate::registry::{FUNCTIONS, Function, LayerSite};
     pub use linkme;
     pub mod breaker {
         pub use crate::breaker::FromCircuitOpen;

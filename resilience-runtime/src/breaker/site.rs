@@ -7,7 +7,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use super::CircuitOpenError;
 use super::state::{Breaker, Name, Permit, Settings};
 use crate::policy::{Gate, Kind, at_defaults, gate, kind_off};
-use crate::sites::{Function, LayerSite};
+use crate::registry::{Function, LayerSite};
 
 static BREAKERS: OnceLock<Mutex<HashMap<&'static str, &'static Breaker>>> = OnceLock::new();
 
@@ -52,6 +52,16 @@ impl BreakerSite {
         self.breaker.get_or_init(|| self.register())
     }
 
+    /// The policy keys that reach it: a shared breaker's settings belong to
+    /// the breaker, so only its name keys them; otherwise the function's path
+    /// and `policy` name.
+    pub(crate) fn keys(&self) -> [Option<&'static str>; 2] {
+        match self.name {
+            Some(name) => [Some(name), None],
+            None => [Some(self.function.path()), self.policy],
+        }
+    }
+
     /// The name its breaker is known by.
     pub(crate) fn breaker_name(&self) -> &'static str {
         self.name.unwrap_or_else(|| self.function.path())
@@ -91,7 +101,7 @@ impl BreakerSite {
         }
         match self.config_by_policy(breaker) {
             Some(config) => breaker.admit(function, config),
-            None => Ok(breaker.pass(function, breaker.config)),
+            None => Ok(breaker.pass(function)),
         }
     }
 
@@ -110,13 +120,8 @@ impl BreakerSite {
         if kind_off(Kind::Breaker) {
             return None;
         }
-        // A shared breaker's settings belong to it: only its name keys them.
-        let keys = match self.name {
-            Some(name) => [Some(name), None],
-            None => [Some(self.function.path()), self.policy],
-        };
         let base = breaker.config;
-        match gate(Kind::Breaker, &keys, |e| {
+        match gate(Kind::Breaker, &self.keys(), |e| {
             let entry = e.circuit_breaker.unwrap_or_default();
             (entry.enabled, entry)
         }) {
@@ -151,7 +156,7 @@ pub(super) fn find(name: &str) -> Option<&'static Breaker> {
     if let Some(breaker) = registry().get(name).copied() {
         return Some(breaker);
     }
-    crate::sites::functions()
+    crate::registry::functions()
         .flat_map(|function| function.layers())
         .find_map(|layer| match layer {
             LayerSite::Breaker(site) if site.breaker_name() == name => Some(site.breaker()),

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use super::CircuitOpenError;
 use super::machine::{Admission, Limits, MAX_PROBES, Machine, State, Ticket, Transition};
-use crate::sites::Function;
+use crate::registry::Function;
 
 /// The settings of a circuit breaker: what `#[circuit_breaker(...)]` was
 /// asked for, as a policy file may override it.
@@ -93,10 +93,17 @@ pub(crate) struct Breaker {
 pub struct Permit<'a> {
     breaker: &'a Breaker,
     function: &'static str,
-    config: Settings,
     /// `None` once the outcome is counted, or when nothing is counted.
-    ticket: Option<Ticket>,
-    start: Option<Instant>,
+    counted: Option<Counted>,
+}
+
+/// What a permit needs to count its call's outcome.
+struct Counted {
+    ticket: Ticket,
+    /// The settings it was admitted under.
+    limits: Limits,
+    /// When the call started and how long it may take, with `slow_call`.
+    slow: Option<(Instant, Duration)>,
 }
 
 impl Breaker {
@@ -143,24 +150,24 @@ impl Breaker {
             Admission::Run(ticket) => Ok(Permit {
                 breaker: self,
                 function,
-                config,
-                ticket: Some(ticket),
-                start: config.slow_call.map(|_| Instant::now()),
+                counted: Some(Counted {
+                    ticket,
+                    limits,
+                    slow: config.slow_call.map(|limit| (Instant::now(), limit)),
+                }),
             }),
-            Admission::Pass => Ok(self.pass(function, config)),
+            Admission::Pass => Ok(self.pass(function)),
             Admission::Reject(retry_after) => Err(CircuitOpenError::new(self.name(), retry_after)),
         }
     }
 
     /// A permit that counts nothing: forced closed, or switched off.
     #[inline]
-    pub(crate) fn pass(&self, function: &'static str, config: Settings) -> Permit<'_> {
+    pub(crate) fn pass(&self, function: &'static str) -> Permit<'_> {
         Permit {
             breaker: self,
             function,
-            config,
-            ticket: None,
-            start: None,
+            counted: None,
         }
     }
 
@@ -194,10 +201,13 @@ impl Breaker {
         }
     }
 
-    fn record(&self, ticket: Ticket, failed: bool, config: &Settings) {
-        let limits = config.limits();
-        if let Some(moved) = self.machine.record(ticket, failed, &limits, || self.now()) {
-            self.report(moved, &limits);
+    fn record(&self, counted: Counted, failed: bool) {
+        let limits = &counted.limits;
+        if let Some(moved) = self
+            .machine
+            .record(counted.ticket, failed, limits, || self.now())
+        {
+            self.report(moved, limits);
         }
     }
 }
@@ -207,24 +217,23 @@ impl Permit<'_> {
     /// too slow.
     #[inline]
     pub fn record(mut self, failed: bool) {
-        let Some(ticket) = self.ticket.take() else {
+        let Some(counted) = self.counted.take() else {
             return;
         };
-        let slow = match (self.start, self.config.slow_call) {
-            (Some(start), Some(limit)) => start.elapsed() > limit,
-            _ => false,
-        };
-        self.breaker.record(ticket, failed || slow, &self.config);
+        let slow = counted
+            .slow
+            .is_some_and(|(start, limit)| start.elapsed() > limit);
+        self.breaker.record(counted, failed || slow);
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
+        if let Some(counted) = self.counted.take() {
             if crate::deadline::expiring(self.function) {
-                self.breaker.record(ticket, true, &self.config);
+                self.breaker.record(counted, true);
             } else {
-                self.breaker.machine.cancel(ticket);
+                self.breaker.machine.cancel(counted.ticket);
             }
         }
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::Timeout;
 use crate::policy::{Gate, Kind, at_defaults, gate, kind_off};
-use crate::sites::Function;
+use crate::registry::Function;
 
 /// One `#[timeout_async]` function, as its expansion declares it.
 pub struct TimeoutSite {
@@ -49,6 +49,11 @@ impl TimeoutSite {
         Timeout::new(function, limit, future, self.fail_soft)
     }
 
+    /// The policy keys that reach it: its function's path and `policy` name.
+    pub(crate) fn keys(&self) -> [Option<&'static str>; 2] {
+        [Some(self.function.path()), self.policy]
+    }
+
     /// The limit in force; `None` when switched off.
     pub(crate) fn limit_in_force(&self) -> Option<Duration> {
         if at_defaults() {
@@ -63,8 +68,7 @@ impl TimeoutSite {
         if kind_off(Kind::Timeout) {
             return None;
         }
-        let keys = [Some(self.function.path()), self.policy];
-        match gate(Kind::Timeout, &keys, |e| {
+        match gate(Kind::Timeout, &self.keys(), |e| {
             (None, e.timeout.map(|limit| limit.0))
         }) {
             Gate::Defaults | Gate::Override(None) => Some(self.limit),

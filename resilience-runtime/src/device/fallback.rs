@@ -84,8 +84,8 @@ fn settle<R, O: Output<R>>(output: O, run: std::thread::Result<R>) -> Attempt<R>
     }
 }
 
-/// A fault injected for a later attempt on the device (an out-of-memory
-/// retry): each device attempt takes one; CPU reruns take none.
+/// A fault injected for this attempt: each attempt on the device takes one
+/// (out-of-memory retries included); CPU reruns take none.
 fn injected<R>(site: &DeviceSite, target: Target) -> Option<Failure<R>> {
     if !target.on_device() {
         return None;
@@ -94,15 +94,16 @@ fn injected<R>(site: &DeviceSite, target: Target) -> Option<Failure<R>> {
         .map(|message| Failure::new(message, Source::Injected))
 }
 
-/// Runs one attempt, adding the time of a CPU rerun to the site's stats.
-fn timed<T>(site: &DeviceSite, target: Target, attempt: impl FnOnce() -> T) -> T {
-    if target.on_device() {
-        return attempt();
+/// When a CPU rerun starts, for the site's stats; `None` on the device.
+fn rerun_clock(target: Target) -> Option<std::time::Instant> {
+    (!target.on_device()).then(std::time::Instant::now)
+}
+
+/// Adds the time since `started` (a CPU rerun's start) to the site's stats.
+fn stop_rerun_clock(site: &DeviceSite, started: Option<std::time::Instant>) {
+    if let Some(started) = started {
+        site.count_rerun_time(started.elapsed());
     }
-    let started = std::time::Instant::now();
-    let outcome = attempt();
-    site.count_rerun_time(started.elapsed());
-    outcome
 }
 
 /// What precedes every attempt: counting, injected faults, sticky devices.
@@ -113,8 +114,8 @@ fn before_attempt<R>(
     origin: &dyn Fn() -> Option<Device>,
 ) -> Option<Failure<R>> {
     site.enter();
-    if let Some(message) = site.injected() {
-        return Some(Failure::new(message, Source::Injected));
+    if let Some(failure) = injected(site, Target::Device) {
+        return Some(failure);
     }
     if site.has_sticky()
         && options.sticky
@@ -169,12 +170,12 @@ pub fn run<R, O: Output<R>>(
         match step {
             Step::Done(value) => return value,
             Step::Run(recovery, target) => {
+                let started = rerun_clock(target);
                 let outcome = match injected(site, target) {
                     Some(failure) => Attempt::Failed(failure),
-                    None => timed(site, target, || {
-                        quietly(quiet, || attempt(output, || call(target)))
-                    }),
+                    None => quietly(quiet, || attempt(output, || call(target))),
                 };
+                stop_rerun_clock(site, started);
                 step = recovery.next(outcome, &changed);
             }
         }
@@ -575,14 +576,12 @@ where
         match step {
             Step::Done(value) => return value,
             Step::Run(recovery, target) => {
-                let started = (!target.on_device()).then(std::time::Instant::now);
+                let started = rerun_clock(target);
                 let outcome = match injected(site, target) {
                     Some(failure) => Attempt::Failed(failure),
                     None => attempt_async(quiet, output, call(&args, target)).await,
                 };
-                if let Some(started) = started {
-                    site.count_rerun_time(started.elapsed());
-                }
+                stop_rerun_clock(site, started);
                 step = recovery.next(outcome, &|| inputs(&args) != before);
             }
         }

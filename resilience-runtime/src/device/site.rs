@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use tch::Device;
 
 use super::DeviceErrorKind;
-use crate::sites::{Function, LayerSite};
+use crate::registry::{Function, LayerSite};
 
 /// What `#[safe_mps_op(...)]` was asked for.
 #[doc(hidden)]
@@ -64,7 +64,7 @@ pub struct DeviceSite {
 
 /// Every `#[safe_mps_op]` site of the program, registered at link time.
 pub(crate) fn sites() -> impl Iterator<Item = &'static DeviceSite> {
-    crate::sites::functions()
+    crate::registry::functions()
         .flat_map(|function| function.layers())
         .filter_map(|layer| match layer {
             LayerSite::Device(site) => Some(*site),
@@ -95,6 +95,11 @@ impl DeviceSite {
         }
     }
 
+    /// The policy keys that reach it: its function's path and `policy` name.
+    pub(crate) fn keys(&self) -> [Option<&'static str>; 2] {
+        [Some(self.function.path()), self.policy]
+    }
+
     /// The options in force; `None` when switched off.
     pub(crate) fn options_in_force(&self) -> Option<DeviceOptions> {
         self.options()
@@ -105,14 +110,10 @@ impl DeviceSite {
     #[inline]
     pub(super) fn options(&self) -> Option<DeviceOptions> {
         use crate::policy::{FallbackKind, Gate, Kind, ReturnTo, gate};
-        match gate(
-            Kind::Device,
-            &[Some(self.function.path()), self.policy],
-            |e| {
-                let device = e.device.unwrap_or_default();
-                (device.enabled, device)
-            },
-        ) {
+        match gate(Kind::Device, &self.keys(), |e| {
+            let device = e.device.unwrap_or_default();
+            (device.enabled, device)
+        }) {
             Gate::Defaults => Some(self.options),
             Gate::Off => None,
             Gate::Override(entry) => Some(DeviceOptions {

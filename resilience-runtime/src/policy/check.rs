@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::file::{Entry, PolicyFile};
 use crate::policy::Kind;
-use crate::sites::{LayerSite, functions};
+use crate::registry::{LayerSite, functions};
 
 /// Warns about each entry of `policy` (read from `path`) that would change
 /// nothing.
@@ -37,20 +37,16 @@ pub(super) fn check(path: &Path, policy: &PolicyFile) {
     }
 }
 
-/// The attributes a key reaches: those of the function it names, those that
-/// give it as `policy = "…"`, and the breakers it names.
+/// The attributes a key reaches (see [`LayerSite::keys`]).
 fn layers_of(key: &str) -> Vec<LayerSite> {
     let mut layers = Vec::new();
     for function in functions() {
-        let named = function.is_called(key);
-        for &layer in function.layers() {
-            let reached = named
-                || layer.policy() == Some(key)
-                || matches!(layer, LayerSite::Breaker(site) if site.name == Some(key));
-            if reached {
-                layers.push(layer);
-            }
-        }
+        layers.extend(
+            function
+                .layers()
+                .iter()
+                .filter(|layer| layer.reached_by(function, key)),
+        );
     }
     layers
 }
@@ -71,17 +67,9 @@ fn tables(entry: &Entry) -> impl Iterator<Item = (Kind, &'static str)> {
 
 /// The known key closest to `key`, if one is close enough to be a typo.
 pub(crate) fn closest(key: &str) -> Option<&'static str> {
-    let mut keys: Vec<&'static str> = Vec::new();
-    for function in functions() {
-        keys.push(function.path());
-        for &layer in function.layers() {
-            keys.extend(layer.policy());
-            if let LayerSite::Breaker(site) = layer {
-                keys.extend(site.name);
-            }
-        }
-    }
-    keys.into_iter()
+    functions()
+        .flat_map(|function| function.layers())
+        .flat_map(|layer| layer.keys().into_iter().flatten())
         .map(|known| (strsim::normalized_damerau_levenshtein(key, known), known))
         .filter(|&(similarity, _)| similarity >= 0.7)
         .max_by(|a, b| a.0.total_cmp(&b.0))

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
 use arc_swap::ArcSwapOption;
 
 use super::file::{self, Entry, Kind, PolicyError};
-use crate::sites::Function;
+use crate::registry::Function;
 
 const INIT: u32 = 1;
 const LOADED: u32 = 1 << 1;
@@ -122,8 +122,7 @@ pub fn all_off(function: &'static Function) -> bool {
 fn all_off_slow(flags: u32, function: &'static Function) -> bool {
     function.layers().iter().all(|layer| {
         let kind = layer.kind();
-        flags & (OFF_ALL | kind_bit(kind)) != 0
-            || entry_off(flags, kind, &[Some(function.path()), layer.policy()])
+        flags & (OFF_ALL | kind_bit(kind)) != 0 || entry_off(flags, kind, &layer.keys())
     })
 }
 

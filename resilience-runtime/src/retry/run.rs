@@ -6,7 +6,7 @@ use super::{Backoff, Growth, Jitter};
 use crate::breaker::CircuitOpenError;
 use crate::events::{Shown, may_warn, millis};
 use crate::policy::{BackoffKind, Gate, JitterKind, Kind, at_defaults, gate, kind_off};
-use crate::sites::Function;
+use crate::registry::Function;
 
 /// What `#[retry(...)]` was asked for.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +38,11 @@ impl RetrySite {
         }
     }
 
+    /// The policy keys that reach it: its function's path and `policy` name.
+    pub(crate) fn keys(&self) -> [Option<&'static str>; 2] {
+        [Some(self.function.path()), self.policy]
+    }
+
     /// The options of one call, as the policy in force says.
     #[inline]
     pub(crate) fn options(&self) -> RetryOptions {
@@ -55,14 +60,10 @@ impl RetrySite {
 
     #[cold]
     fn options_from_policy(&self) -> RetryOptions {
-        match gate(
-            Kind::Retry,
-            &[Some(self.function.path()), self.policy],
-            |e| {
-                let retry = e.retry.unwrap_or_default();
-                (retry.enabled, retry)
-            },
-        ) {
+        match gate(Kind::Retry, &self.keys(), |e| {
+            let retry = e.retry.unwrap_or_default();
+            (retry.enabled, retry)
+        }) {
             Gate::Defaults => self.options,
             Gate::Off => RetryOptions {
                 attempts: 1,
