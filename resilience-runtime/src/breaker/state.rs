@@ -102,8 +102,8 @@ struct Counted {
     ticket: Ticket,
     /// The settings it was admitted under.
     limits: Limits,
-    /// When the call started and how long it may take, with `slow_call`.
-    slow: Option<(Instant, Duration)>,
+    /// With `slow_call`: when the call becomes slow.
+    slow_after: Option<Instant>,
 }
 
 impl Breaker {
@@ -153,7 +153,7 @@ impl Breaker {
                 counted: Some(Counted {
                     ticket,
                     limits,
-                    slow: config.slow_call.map(|limit| (Instant::now(), limit)),
+                    slow_after: config.slow_call.map(|limit| Instant::now() + limit),
                 }),
             }),
             Admission::Pass => Ok(self.pass(function)),
@@ -221,8 +221,8 @@ impl Permit<'_> {
             return;
         };
         let slow = counted
-            .slow
-            .is_some_and(|(start, limit)| start.elapsed() > limit);
+            .slow_after
+            .is_some_and(|after| Instant::now() > after);
         self.breaker.record(counted, failed || slow);
     }
 }
