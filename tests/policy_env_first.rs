@@ -6,6 +6,9 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+mod common;
+
+use common::Recorder;
 use resilience_runtime::{policy, retry, timeout};
 use tokio::time::{Instant, sleep};
 
@@ -25,9 +28,22 @@ async fn a_load_before_any_call_keeps_the_kill_switch() {
     .unwrap();
     // SAFETY: nothing else runs in this process yet: this is its only test.
     unsafe {
-        std::env::set_var("RESILIENCE_DISABLE", "Retry, TIMEOUT");
+        std::env::set_var("RESILIENCE_DISABLE", "Retry, TIMEOUT, retires");
     }
+    let (recorder, _guard) = Recorder::install();
     policy::load(&file).unwrap();
+    let unknown: Vec<_> = recorder
+        .events()
+        .into_iter()
+        .filter(|e| e.fields.get("value").map(String::as_str) == Some("retires"))
+        .collect();
+    assert_eq!(unknown.len(), 1, "{:?}", recorder.events());
+    assert!(
+        unknown[0]
+            .field("message")
+            .contains("all, timeout, retry, breaker and device"),
+        "{unknown:?}"
+    );
 
     let calls = AtomicU32::new(0);
     let _ = flaky(&calls).await;
