@@ -45,7 +45,7 @@ pub fn safe_mps_op(args: TokenStream, item: TokenStream) -> TokenStream {
             "`#[safe_mps_op]` needs the `tch` feature of resilience-runtime; enable it with `resilience-runtime = { version = \"0.1\", features = [\"tch\"] }`",
         ))
     };
-    edge(args.into(), item.into(), expand)
+    composable(args, item, expand)
 }
 
 /// An attribute that composes with the others: when an attribute above it has

@@ -1,11 +1,11 @@
-//! Composition of the async attributes. Written top-down, the first attribute
+//! Composition of the attributes. Written top-down, the first attribute
 //! is the outermost: `#[retry] #[timeout_async(1)]` gives each attempt 1 s,
 //! `#[timeout_async(5)] #[retry]` gives all attempts together 5 s.
 //!
 //! The compiler expands the top attribute first, with the others still on the
 //! item. So the top attribute takes the resilience attributes below it off
 //! the item, and builds all of their code itself, innermost first. This
-//! module drives that; the leaves (`timeout`, `retry`, `breaker`) each build
+//! module drives that; the leaves (`timeout`, `retry`, `breaker`, `device`) each build
 //! one layer and know nothing of the others.
 
 use proc_macro2::TokenStream;
@@ -13,28 +13,43 @@ use quote::quote;
 use syn::{Attribute, Ident, Meta};
 
 // The `retry` leaf is named `super::retry`: `retry` here is the entry point.
+#[cfg(feature = "tch")]
+use super::device::Device;
 use super::{breaker, declare_function, fake_return_edge, private_ident, timeout};
+#[cfg(feature = "tch")]
+use crate::args::DeviceArgs;
 use crate::args::{BreakerArgs, Errors, RetryArgs, TimeoutArgs};
 use crate::item::{AsyncBody, FnItem};
 
 pub(crate) fn timeout_async(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    expand(
-        "timeout_async",
-        TimeoutArgs::parse(args).map(Layer::Timeout),
-        item,
-    )
+    let own = TimeoutArgs::parse(args).map(|args| Attr::Layer(Layer::Timeout(args)));
+    expand("timeout_async", own, item)
 }
 
 pub(crate) fn retry(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    expand("retry", RetryArgs::parse(args).map(Layer::Retry), item)
+    let own = RetryArgs::parse(args).map(|args| Attr::Layer(Layer::Retry(args)));
+    expand("retry", own, item)
 }
 
 pub(crate) fn circuit_breaker(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let own = BreakerArgs::parse(args).map(|args| Attr::Layer(Layer::Breaker(args)));
+    expand("circuit_breaker", own, item)
+}
+
+#[cfg(feature = "tch")]
+pub(crate) fn safe_mps_op(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     expand(
-        "circuit_breaker",
-        BreakerArgs::parse(args).map(Layer::Breaker),
+        "safe_mps_op",
+        DeviceArgs::parse(args).map(Attr::Device),
         item,
     )
+}
+
+/// One of this crate's attributes on a function.
+enum Attr {
+    Layer(Layer),
+    #[cfg(feature = "tch")]
+    Device(DeviceArgs),
 }
 
 /// What a layer wraps: the body's future, or the expression of an inner layer.
@@ -69,6 +84,15 @@ enum Layer {
 }
 
 impl Layer {
+    /// The attribute's name.
+    fn name(&self) -> &'static str {
+        match self {
+            Layer::Timeout(_) => "timeout_async",
+            Layer::Retry(_) => "retry",
+            Layer::Breaker(_) => "circuit_breaker",
+        }
+    }
+
     /// Checks what this layer needs of the function.
     fn check(&self, item: &FnItem) -> syn::Result<()> {
         match self {
@@ -143,30 +167,102 @@ pub(crate) fn is_composed(args: &TokenStream) -> bool {
     )
 }
 
-/// Expands the attribute `attr` (already parsed as `own`) on an async `item`.
-fn expand(attr: &str, own: syn::Result<Layer>, item: TokenStream) -> syn::Result<TokenStream> {
+/// The attributes of one function in written order: the layers above the
+/// device layer (or all of them, when there is none), the device layer, and
+/// the layers below it.
+#[derive(Default)]
+struct Plan {
+    outer: Vec<Layer>,
+    #[cfg(feature = "tch")]
+    device: Option<DeviceArgs>,
+    inner: Vec<Layer>,
+    /// Whether `#[safe_mps_op]` is written, parsed or not.
+    has_device: bool,
+}
+
+impl Plan {
+    fn push(&mut self, attr: Attr) {
+        match attr {
+            Attr::Layer(layer) if self.has_device => self.inner.push(layer),
+            Attr::Layer(layer) => self.outer.push(layer),
+            #[cfg(feature = "tch")]
+            Attr::Device(args) => {
+                self.has_device = true;
+                self.device = Some(args);
+            }
+        }
+    }
+
+    fn layers(&self) -> impl Iterator<Item = &Layer> {
+        self.outer.iter().chain(&self.inner)
+    }
+}
+
+/// Expands the attribute `attr` (already parsed as `own`) on `item`, with
+/// the attributes of this crate below it.
+fn expand(attr: &str, own: syn::Result<Attr>, item: TokenStream) -> syn::Result<TokenStream> {
     // Arguments and item are checked independently so that both kinds of
     // mistakes show up in one build.
     let mut errors = Errors::default();
-    let own = errors.take(own);
-    let mut item = errors.take(FnItem::parse(item, attr, "an `async fn`"));
-    let inner = match &mut item {
-        Some(item) => take_inner(&mut item.attrs, &mut errors),
-        None => Vec::new(),
+    let mut plan = Plan {
+        has_device: attr == "safe_mps_op",
+        ..Plan::default()
     };
-    let body = item
-        .as_ref()
-        .and_then(|item| errors.take(item.async_body(attr)));
-    let layers: Vec<Layer> = own.into_iter().chain(inner).collect();
+    if let Some(own) = errors.take(own) {
+        plan.push(own);
+    }
+    let expected = if plan.has_device {
+        "a function"
+    } else {
+        "an `async fn`"
+    };
+    let mut item = errors.take(FnItem::parse(item, attr, expected));
+    if let Some(item) = &mut item {
+        for below in take_below(&mut item.attrs, plan.has_device, &mut errors) {
+            plan.push(below);
+        }
+    }
+    // The layers need an async body; the device layer alone takes any.
+    let async_attr = match plan.layers().next() {
+        _ if attr != "safe_mps_op" => Some(attr),
+        Some(layer) => Some(layer.name()),
+        None => None,
+    };
+    let body = item.as_ref().and_then(|item| {
+        errors.take(match async_attr {
+            Some(async_attr) => item.async_body(async_attr),
+            None => item.body(attr).map(AsyncBody::Native),
+        })
+    });
     if let Some(item) = &item {
-        for layer in &layers {
+        for layer in plan.layers() {
             errors.take(layer.check(item));
         }
+    }
+    #[cfg(feature = "tch")]
+    let device = match (&item, plan.device.take()) {
+        (Some(item), Some(args)) => errors.take(Device::new(args, item)),
+        _ => None,
+    };
+    #[cfg(feature = "tch")]
+    if let (Some(_), Some(AsyncBody::AsyncTrait { .. })) = (&device, &body) {
+        errors.push(syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "`#[safe_mps_op]` composes with the other attributes on a native `async fn`, not on one `#[async_trait]` has rewritten",
+        ));
     }
     errors.finish()?;
     let (Some(mut item), Some(body)) = (item, body) else {
         unreachable!("errors were reported above");
     };
+    #[cfg(feature = "tch")]
+    if let Some(device) = device {
+        let AsyncBody::Native(stmts) = body else {
+            unreachable!("reported above");
+        };
+        return Ok(with_device(plan, device, item, stmts));
+    }
+    let layers = plan.outer;
     let body = match body {
         AsyncBody::Native(stmts) => compose(&layers, &item, stmts),
         AsyncBody::AsyncTrait {
@@ -187,30 +283,107 @@ fn expand(attr: &str, own: syn::Result<Layer>, item: TokenStream) -> syn::Result
     Ok(item.with_body(body))
 }
 
-/// The body `stmts` of `item` under every layer, outermost first.
-///
-/// The function is declared once, in a static registered at link time, with
-/// the settings of each layer in statics of their own. The body is written
-/// once. With a retry it becomes an async closure over the arguments, which
-/// each attempt calls again; otherwise an async block. When the kill switch
-/// has turned every layer off, the function awaits the body directly.
+/// The body `stmts` of `item` under every layer, outermost first, with the
+/// function declared.
 fn compose(layers: &[Layer], item: &FnItem, stmts: TokenStream) -> TokenStream {
+    let sites = site_idents(0, layers.len());
+    let entries = layers
+        .iter()
+        .zip(&sites)
+        .map(|(layer, site)| layer.entry(site));
+    let (function, declaration) = declare_function(item, &entries.collect::<Vec<_>>());
+    let statics = statics(layers, &sites, &function);
+    let body = layered(layers, &sites, item, stmts, &function);
+    quote! {
+        #declaration
+        #statics
+        #body
+    }
+}
+
+/// The body of an async function with a device layer among the others:
+/// the layers written above it wrap the device's runner, and the layers
+/// written below it run inside each device attempt.
+#[cfg(feature = "tch")]
+fn with_device(plan: Plan, device: Device, mut item: FnItem, stmts: TokenStream) -> TokenStream {
+    let Plan { outer, inner, .. } = plan;
+    let outer_sites = site_idents(0, outer.len());
+    let inner_sites = site_idents(outer.len(), inner.len());
+    let device_site = private_ident("__RESILIENCE_DEVICE_SITE");
+    let entries: Vec<TokenStream> = outer
+        .iter()
+        .zip(&outer_sites)
+        .map(|(layer, site)| layer.entry(site))
+        .chain([Device::entry(&device_site)])
+        .chain(
+            inner
+                .iter()
+                .zip(&inner_sites)
+                .map(|(layer, site)| layer.entry(site)),
+        )
+        .collect();
+    let (function, declaration) = declare_function(&item, &entries);
+    let statics = [
+        statics(&outer, &outer_sites, &function),
+        device.site(&device_site, &function),
+        statics(&inner, &inner_sites, &function),
+    ];
+    // Inner layers see the arguments as the user wrote them; the device layer
+    // binds them in its closure, whose parameters lose a `mut` the inner
+    // layers' own bindings now carry.
+    let stmts = layered(&inner, &inner_sites, &item, stmts, &function);
+    for layer in &inner {
+        layer.prepare(&mut item);
+    }
+    let stmts = device
+        .rebind(&item)
+        .wrap(&mut item, Some(stmts), &device_site);
+    let body = layered(&outer, &outer_sites, &item, stmts, &function);
+    for layer in &outer {
+        layer.prepare(&mut item);
+    }
+    item.with_body(quote! {
+        #declaration
+        #(#statics)*
+        #body
+    })
+}
+
+/// The identifiers of `count` layer sites, numbered from `first`.
+fn site_idents(first: usize, count: usize) -> Vec<Ident> {
+    (first..first + count)
+        .map(|i| private_ident(&format!("__RESILIENCE_SITE_{i}")))
+        .collect()
+}
+
+/// The statics that hold the settings of `layers`, of the function `function`.
+fn statics(layers: &[Layer], sites: &[Ident], function: &Ident) -> TokenStream {
+    layers
+        .iter()
+        .zip(sites)
+        .map(|(layer, site)| layer.site(site, function))
+        .collect()
+}
+
+/// The body `stmts` of `item` under `layers`, outermost first, whose
+/// settings are in `sites`; `stmts` as they are when there are none.
+///
+/// The body is written once. With a retry it becomes an async closure over
+/// the arguments, which each attempt calls again; otherwise an async block.
+/// When the kill switch has turned every layer of the function off, the
+/// function awaits the body directly.
+fn layered(
+    layers: &[Layer],
+    sites: &[Ident],
+    item: &FnItem,
+    stmts: TokenStream,
+    function: &Ident,
+) -> TokenStream {
+    if layers.is_empty() {
+        return stmts;
+    }
     let private = quote!(::resilience_runtime::__private);
     let body = private_ident("__resilience_body");
-    let sites: Vec<Ident> = (0..layers.len())
-        .map(|i| private_ident(&format!("__RESILIENCE_SITE_{i}")))
-        .collect();
-    let entries: Vec<TokenStream> = layers
-        .iter()
-        .zip(&sites)
-        .map(|(layer, site)| layer.entry(site))
-        .collect();
-    let (function, declaration) = declare_function(item, &entries);
-    let statics = layers
-        .iter()
-        .zip(&sites)
-        .map(|(layer, site)| layer.site(site, &function));
-
     let fake_return = fake_return_edge(item.output_type());
     let retried = layers.iter().any(|l| matches!(l, Layer::Retry(_)));
     let (define, call) = if retried {
@@ -231,7 +404,7 @@ fn compose(layers: &[Layer], item: &FnItem, stmts: TokenStream) -> TokenStream {
     let retrier = super::retry::retrier();
     let layered = layers
         .iter()
-        .zip(&sites)
+        .zip(sites)
         .enumerate()
         .rev()
         .fold(Inner::Future(call.clone()), |inner, (i, (layer, site))| {
@@ -240,8 +413,6 @@ fn compose(layers: &[Layer], item: &FnItem, stmts: TokenStream) -> TokenStream {
         })
         .into_expr();
     quote! {
-        #declaration
-        #(#statics)*
         #define
         if #private::all_off(&#function) {
             return #call.await;
@@ -250,15 +421,24 @@ fn compose(layers: &[Layer], item: &FnItem, stmts: TokenStream) -> TokenStream {
     }
 }
 
-/// Builds the resilience attributes below the one being expanded, and marks
-/// them as built.
-fn take_inner(attrs: &mut [Attribute], errors: &mut Errors) -> Vec<Layer> {
-    let mut layers = Vec::new();
+/// Builds the attributes of this crate below the one being expanded, and
+/// marks them as built. `device` says whether a `#[safe_mps_op]` is already
+/// written above.
+fn take_below(attrs: &mut [Attribute], mut device: bool, errors: &mut Errors) -> Vec<Attr> {
+    let mut below = Vec::new();
     for attr in attrs {
-        let parse: fn(TokenStream) -> syn::Result<Layer> = match ours(attr) {
-            Some("timeout_async") => |tokens| TimeoutArgs::parse(tokens).map(Layer::Timeout),
-            Some("retry") => |tokens| RetryArgs::parse(tokens).map(Layer::Retry),
-            Some("circuit_breaker") => |tokens| BreakerArgs::parse(tokens).map(Layer::Breaker),
+        let parse: fn(TokenStream) -> syn::Result<Attr> = match ours(attr) {
+            Some("timeout_async") => {
+                |tokens| TimeoutArgs::parse(tokens).map(|args| Attr::Layer(Layer::Timeout(args)))
+            }
+            Some("retry") => {
+                |tokens| RetryArgs::parse(tokens).map(|args| Attr::Layer(Layer::Retry(args)))
+            }
+            Some("circuit_breaker") => {
+                |tokens| BreakerArgs::parse(tokens).map(|args| Attr::Layer(Layer::Breaker(args)))
+            }
+            #[cfg(feature = "tch")]
+            Some("safe_mps_op") => |tokens| DeviceArgs::parse(tokens).map(Attr::Device),
             _ => continue,
         };
         let tokens = match &attr.meta {
@@ -268,12 +448,23 @@ fn take_inner(attrs: &mut [Attribute], errors: &mut Errors) -> Vec<Layer> {
         if is_composed(&tokens) {
             continue;
         }
-        if let Some(layer) = errors.take(parse(tokens)) {
-            layers.push(layer);
+        if ours(attr) == Some("safe_mps_op") {
+            if device {
+                errors.push(syn::Error::new_spanned(
+                    &*attr,
+                    "`#[safe_mps_op]` is written twice on this function; keep one",
+                ));
+                mark(attr);
+                continue;
+            }
+            device = true;
+        }
+        if let Some(attr) = errors.take(parse(tokens)) {
+            below.push(attr);
         }
         mark(attr);
     }
-    layers
+    below
 }
 
 /// The name of one of this crate's composable attributes: written bare
@@ -282,7 +473,7 @@ fn take_inner(attrs: &mut [Attribute], errors: &mut Errors) -> Vec<Layer> {
 fn ours(attr: &Attribute) -> Option<&'static str> {
     let path = attr.path();
     let name = path.segments.last()?.ident.to_string();
-    let name = ["timeout_async", "retry", "circuit_breaker"]
+    let name = ["timeout_async", "retry", "circuit_breaker", "safe_mps_op"]
         .into_iter()
         .find(|known| name == *known)?;
     match path.segments.len() {

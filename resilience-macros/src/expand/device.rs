@@ -1,6 +1,8 @@
 //! `#[safe_mps_op]`: the body becomes a closure over the function's
 //! arguments, and the runtime calls it first with the arguments as given, then,
 //! on a device failure, with the arguments moved to the CPU.
+//!
+//! `compose` places this layer among the others in written order.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -11,20 +13,80 @@ use syn::{
     TypeReference,
 };
 
-use super::{declare_function, fake_return_edge, output_span, policy_option, private_ident};
+use super::{fake_return_edge, output_span, policy_option, private_ident};
 use crate::args::{DeviceArgs, Errors};
 use crate::item::FnItem;
 
-pub(crate) fn safe_mps_op(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let mut errors = Errors::default();
-    let args = errors.take(DeviceArgs::parse(args));
-    let item = errors.take(FnItem::parse(item, "safe_mps_op", "a function"));
-    let parts = item.as_ref().and_then(|item| errors.take(Parts::of(item)));
-    errors.finish()?;
-    let (Some(args), Some(item), Some(parts)) = (args, item, parts) else {
-        unreachable!("errors were reported above");
-    };
-    Ok(expand(&args, item, parts))
+/// One `#[safe_mps_op]`, checked against the function it is on.
+pub(super) struct Device {
+    args: DeviceArgs,
+    parts: Parts,
+}
+
+impl Device {
+    pub(super) fn new(args: DeviceArgs, item: &FnItem) -> syn::Result<Self> {
+        let parts = Parts::of(item)?;
+        Ok(Self { args, parts })
+    }
+
+    /// The entry of this layer in the function's list of layers.
+    pub(super) fn entry(site: &Ident) -> TokenStream {
+        quote!(::resilience_runtime::__private::LayerSite::Device(&#site))
+    }
+
+    /// The static `site` that holds the settings, for the function `function`.
+    pub(super) fn site(&self, site: &Ident, function: &Ident) -> TokenStream {
+        let private = quote!(::resilience_runtime::__private::device);
+        let DeviceArgs {
+            fallback,
+            return_to_origin,
+            sticky,
+            retries,
+            idempotent,
+            snapshot,
+            ref policy,
+        } = self.args;
+        let rerun = idempotent || !self.parts.mutable_state;
+        let policy = policy_option(policy.as_ref());
+        quote! {
+            static #site: #private::DeviceSite = #private::DeviceSite::new(
+                &#function,
+                #policy,
+                #private::DeviceOptions {
+                    fallback: #fallback,
+                    return_to_origin: #return_to_origin,
+                    sticky: #sticky,
+                    retries: #retries,
+                    rerun: #rerun,
+                    snapshot: #snapshot,
+                },
+            );
+        }
+    }
+
+    /// The same layer, with the argument patterns of `item` read again, after
+    /// inner layers have changed them.
+    pub(super) fn rebind(self, item: &FnItem) -> Self {
+        let parts = Parts::of(item).unwrap_or(self.parts);
+        Self { parts, ..self }
+    }
+
+    /// The statements that run `body` (the function's, or what inner layers
+    /// made of it) under the settings in `site`. The function's arguments
+    /// become plain names; their patterns move to the closure that holds the
+    /// body.
+    pub(super) fn wrap(
+        self,
+        item: &mut FnItem,
+        body: Option<TokenStream>,
+        site: &Ident,
+    ) -> TokenStream {
+        let mut parts = self.parts;
+        if let Some(body) = body {
+            parts.body = body;
+        }
+        wrap(item, parts, site)
+    }
 }
 
 /// What the expansion needs from the function, checked.
@@ -123,14 +185,14 @@ impl Parts {
     }
 }
 
-fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
+fn wrap(item: &mut FnItem, parts: Parts, site: &Ident) -> TokenStream {
     let Parts {
         body,
         output,
         args: arguments,
         changeable,
         type_spans,
-        mutable_state,
+        ..
     } = parts;
     // The function binds each argument to a plain name; patterns move to the
     // closure that holds the body.
@@ -153,20 +215,8 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
     }
 
     let private = quote!(::resilience_runtime::__private::device);
-    let site = private_ident("__RESILIENCE_SITE");
-    let body_fn = private_ident("__resilience_body");
+    let body_fn = private_ident("__resilience_op");
     let target = private_ident("__resilience_target");
-    let DeviceArgs {
-        fallback,
-        return_to_origin,
-        sticky,
-        retries,
-        idempotent,
-        snapshot,
-        ref policy,
-    } = *args;
-    let rerun = idempotent || !mutable_state;
-    let policy = policy_option(policy.as_ref());
     let fake_return = fake_return_edge(Some(&output));
     let names: Vec<&Ident> = arguments.iter().map(|(name, _)| name).collect();
     let params = arguments.iter().map(|(_, param)| param);
@@ -275,24 +325,7 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
         };
         (closure, invoke)
     };
-    let (function, declaration) = declare_function(
-        &item,
-        &[quote!(::resilience_runtime::__private::LayerSite::Device(&#site))],
-    );
-    let new_body = quote! {
-        #declaration
-        static #site: #private::DeviceSite = #private::DeviceSite::new(
-            &#function,
-            #policy,
-            #private::DeviceOptions {
-                fallback: #fallback,
-                return_to_origin: #return_to_origin,
-                sticky: #sticky,
-                retries: #retries,
-                rerun: #rerun,
-                snapshot: #snapshot,
-            },
-        );
+    quote! {
         #[allow(unused_mut)]
         let mut #body_fn = #closure;
         {
@@ -305,8 +338,7 @@ fn expand(args: &DeviceArgs, mut item: FnItem, parts: Parts) -> TokenStream {
             let __resilience_output = (&&&&#private::OutputOf::<#output>::new()).output();
             #invoke
         }
-    };
-    item.with_body(new_body)
+    }
 }
 
 /// `self` or `self: Self`.

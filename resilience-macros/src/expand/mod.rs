@@ -9,9 +9,9 @@ mod device;
 mod retry;
 mod timeout;
 
-pub(crate) use compose::{circuit_breaker, is_composed, quieted, retry, timeout_async};
 #[cfg(feature = "tch")]
-pub(crate) use device::safe_mps_op;
+pub(crate) use compose::safe_mps_op;
+pub(crate) use compose::{circuit_breaker, is_composed, quieted, retry, timeout_async};
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;

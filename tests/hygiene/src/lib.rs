@@ -62,6 +62,42 @@ pub mod tensors {
     pub async fn later(xs: &[::tch::Tensor]) -> ::tch::Tensor {
         ::tch::Tensor::cat(xs, 0)
     }
+
+    /// An error for the device layer and the others.
+    #[derive(Debug)]
+    pub struct Failed;
+
+    impl ::core::fmt::Display for Failed {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.write_str("failed")
+        }
+    }
+
+    impl ::core::convert::From<::resilience_runtime::DeviceError> for Failed {
+        fn from(_: ::resilience_runtime::DeviceError) -> Self {
+            Failed
+        }
+    }
+
+    impl ::core::convert::From<::resilience_runtime::TimeoutError> for Failed {
+        fn from(_: ::resilience_runtime::TimeoutError) -> Self {
+            Failed
+        }
+    }
+
+    /// Among the other layers: one deadline over both runs, each run retried.
+    #[::resilience_runtime::timeout_async(ms = 10)]
+    #[::resilience_runtime::safe_mps_op]
+    #[::resilience_runtime::retry(attempts = 2)]
+    pub async fn composed(
+        x: &::tch::Tensor,
+        mut scale: f64,
+    ) -> ::core::result::Result<::tch::Tensor, Failed> {
+        scale += 1.0;
+        let device_error: fn(::tch::TchError) -> ::resilience_runtime::DeviceError =
+            ::core::convert::From::from;
+        ::core::result::Result::Ok(x.f_mul_scalar(scale).map_err(device_error)?)
+    }
 }
 
 /// Retried, each attempt under a deadline.
