@@ -4,6 +4,9 @@
 //! `nvidia-smi` finds a GPU, and there it fails unless CUDA is usable.
 #![cfg(feature = "tch")]
 
+mod common;
+
+use common::values;
 use resilience_runtime::device::{self, FunctionStats};
 use resilience_runtime::safe_mps_op;
 use tch::{Device, Kind, Tensor};
@@ -16,10 +19,6 @@ fn doubled_after_hog(x: &Tensor, device: Device) -> Tensor {
         let _hog = Tensor::empty([100 * (1 << 30)], (Kind::Float, device));
     }
     x.to_device(device) * 2
-}
-
-fn values(tensor: &Tensor) -> Vec<f32> {
-    Vec::<f32>::try_from(tensor.to_kind(Kind::Float).flatten(0, -1)).unwrap()
 }
 
 #[test]
@@ -66,4 +65,24 @@ fn a_mixed_result_returns_its_tensor_to_the_gpu() {
     let (y, score) = scored_after_hog(&x, Device::Cuda(0));
     assert_eq!(y.device(), Device::Cuda(0));
     assert_eq!(score, 6.0);
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU; `cargo xtask test` runs it where `nvidia-smi` finds one"]
+fn reruns_of_a_frozen_model_on_the_gpu_run_on_one_cpu_copy() {
+    assert!(
+        tch::Cuda::is_available(),
+        "CUDA is not usable from libtorch"
+    );
+    common::replica::reruns_of_a_frozen_model_run_on_one_cpu_copy(Device::Cuda(0));
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU; `cargo xtask test` runs it where `nvidia-smi` finds one"]
+fn reruns_of_a_model_in_training_on_the_gpu_see_each_step() {
+    assert!(
+        tch::Cuda::is_available(),
+        "CUDA is not usable from libtorch"
+    );
+    common::replica::reruns_of_a_model_in_training_see_each_step(Device::Cuda(0));
 }

@@ -218,13 +218,46 @@ fn with_source(x: &Tensor, device: Device) -> Result<Tensor, InferError> {
     Ok(x * 2)
 }
 
+/// An error that shows none of its source, in `Display` or in `Debug`.
+#[derive(thiserror::Error)]
+enum Opaque {
+    #[error("the forward pass failed")]
+    Forward(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the device failed")]
+    Device(#[from] DeviceError),
+}
+
+impl std::fmt::Debug for Opaque {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Opaque")
+    }
+}
+
+/// A `TchError` two sources down, behind a boxed error.
+#[derive(Debug, thiserror::Error)]
+#[error("moving the batch")]
+struct Moving(#[source] tch::TchError);
+
+#[safe_mps_op]
+fn with_hidden_source(x: &Tensor, device: Device) -> Result<Tensor, Opaque> {
+    let x = x
+        .f_to_device(device)
+        .map_err(|error| Opaque::Forward(Box::new(Moving(error))))?;
+    Ok(x * 2)
+}
+
 #[test]
 fn a_libtorch_error_wrapped_in_context_still_falls_back() {
     let x = Tensor::from_slice(&[1.0f32, 2.0]);
     assert_eq!(values(&with_context(&x, Device::Mps).unwrap()), [2.0, 4.0]);
     assert_eq!(values(&with_source(&x, Device::Mps).unwrap()), [2.0, 4.0]);
+    assert_eq!(
+        values(&with_hidden_source(&x, Device::Mps).unwrap()),
+        [2.0, 4.0]
+    );
     assert_eq!(stats_of("with_context").unavailable, 1);
     assert_eq!(stats_of("with_source").unavailable, 1);
+    assert_eq!(stats_of("with_hidden_source").unavailable, 1);
 }
 
 #[safe_mps_op]

@@ -215,7 +215,8 @@ pub mod __private {
         };
         pub use crate::device::fallback::{run, run_async};
         pub use crate::device::output::{
-            OutputOf, PlainMoveBack, PlainStay, ResultMoveBack, ResultStay,
+            ErrorsOf, OutputOf, PlainMoveBack, PlainStay, ReadShown, ReadSources, ResultMoveBack,
+            ResultStay,
         };
         pub use crate::device::site::{DeviceOptions, DeviceSite};
         pub use tch::TchError;

@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+#[cfg(feature = "tch")]
+pub(crate) mod replica;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -87,5 +90,6 @@ pub(crate) fn device_stats(path: &str) -> resilience_runtime::device::FunctionSt
 /// A tensor's values as `f32`, flattened.
 #[cfg(feature = "tch")]
 pub(crate) fn values(tensor: &tch::Tensor) -> Vec<f32> {
-    Vec::<f32>::try_from(tensor.to_kind(tch::Kind::Float).flatten(0, -1)).unwrap()
+    let on_cpu = tensor.to_device(tch::Device::Cpu).to_kind(tch::Kind::Float);
+    Vec::<f32>::try_from(on_cpu.flatten(0, -1)).unwrap()
 }

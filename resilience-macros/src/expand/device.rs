@@ -332,10 +332,12 @@ fn wrap(item: &mut FnItem, parts: Parts, site: &Ident) -> TokenStream {
             #[allow(unused_imports)]
             use #private::{
                 LocateOther as _, LocateTensor as _, Param as _, PlainMoveBack as _,
-                PlainStay as _, ResultMoveBack as _, ResultStay as _, ViaClone as _,
-                ViaCopy as _, ViaTensor as _,
+                PlainStay as _, ReadShown as _, ReadSources as _, ResultMoveBack as _,
+                ResultStay as _, ViaClone as _, ViaCopy as _, ViaTensor as _,
             };
-            let __resilience_output = (&&&&#private::OutputOf::<#output>::new()).output();
+            let __resilience_output = (&&&&#private::OutputOf::<#output>::new())
+                .output()
+                .reading((&&#private::ErrorsOf::<#output>::new()).reader());
             #invoke
         }
     }

@@ -16,6 +16,8 @@ pub(crate) mod output;
 #[cfg(feature = "tch")]
 mod panics;
 #[cfg(feature = "tch")]
+mod replica;
+#[cfg(feature = "tch")]
 pub(crate) mod site;
 
 #[cfg(feature = "tch")]
@@ -25,5 +27,7 @@ pub use classify::{DeviceErrorKind, classify, normalize};
 pub use error::DeviceError;
 #[cfg(feature = "tch")]
 pub use output::{FromDeviceError, ToOrigin};
+#[cfg(feature = "tch")]
+pub use replica::Replica;
 #[cfg(feature = "tch")]
 pub use site::{FunctionStats, reset_health, stats};

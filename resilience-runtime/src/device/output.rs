@@ -147,10 +147,24 @@ pub trait Output<R>: Copy {
     fn to_origin(self, output: R, device: Device) -> Result<R, (R, TchError)>;
 }
 
-/// A `Result` output.
+/// A `Result` output, whose errors are read by `X`.
 #[doc(hidden)]
 #[derive(Clone, Copy)]
-pub struct ResultOutput<M>(M);
+pub struct ResultOutput<M, X = ()>(M, X);
+
+impl<M> ResultOutput<M> {
+    /// The same, with errors read by `reader`.
+    pub fn reading<X>(self, reader: X) -> ResultOutput<M, X> {
+        ResultOutput(self.0, reader)
+    }
+}
+
+impl<M> PlainOutput<M> {
+    /// The same: a plain output has no error to read.
+    pub fn reading<X>(self, _: X) -> Self {
+        self
+    }
+}
 
 /// A plain output: failures arrive as panics.
 #[doc(hidden)]
@@ -195,6 +209,72 @@ pub trait FromDeviceError: From<DeviceError> + Display + Debug {}
 #[diagnostic::do_not_recommend]
 impl<E: From<DeviceError> + Display + Debug> FromDeviceError for E {}
 
+/// How the error type of a `Result` is read for a device failure.
+#[doc(hidden)]
+pub trait ErrorText<E>: Copy {
+    fn text(self, error: &E) -> String;
+}
+
+/// Errors that implement `std::error::Error`: their `source()` chain is
+/// walked for libtorch's error, wherever it is.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct Sources;
+
+/// Other errors (anyhow's, eyre's): read by what they show.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct Shown;
+
+impl<E: std::error::Error + 'static> ErrorText<E> for Sources {
+    fn text(self, error: &E) -> String {
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(error) = next {
+            if let Some(torch) = error.downcast_ref::<TchError>() {
+                return torch.to_string();
+            }
+            if let Some(device) = error.downcast_ref::<DeviceError>() {
+                return device.to_string();
+            }
+            next = error.source();
+        }
+        failure_text(error)
+    }
+}
+
+impl<E: Display + Debug> ErrorText<E> for Shown {
+    fn text(self, error: &E) -> String {
+        failure_text(error)
+    }
+}
+
+/// Picks the [`ErrorText`] of `R`'s error type, as [`OutputOf`] does.
+#[doc(hidden)]
+pub struct ErrorsOf<R>(PhantomData<R>);
+
+impl<R> ErrorsOf<R> {
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+#[doc(hidden)]
+pub trait ReadSources {
+    fn reader(&self) -> Sources {
+        Sources
+    }
+}
+impl<T, E: std::error::Error + 'static> ReadSources for &ErrorsOf<Result<T, E>> {}
+
+#[doc(hidden)]
+pub trait ReadShown {
+    fn reader(&self) -> Shown {
+        Shown
+    }
+}
+impl<R> ReadShown for ErrorsOf<R> {}
+
 /// The text of an error that may wrap libtorch's: its `Display` with the
 /// alternate flag (anyhow and eyre show their whole chain of context then),
 /// or else its `Debug`, which shows the wrapped errors (a thiserror
@@ -213,9 +293,11 @@ fn failure_text<E: Display + Debug>(error: &E) -> String {
     }
 }
 
-impl<T, E: FromDeviceError, M: Mover<T>> Output<Result<T, E>> for ResultOutput<M> {
+impl<T, E: FromDeviceError, M: Mover<T>, X: ErrorText<E>> Output<Result<T, E>>
+    for ResultOutput<M, X>
+{
     fn failure(self, output: &Result<T, E>) -> Option<String> {
-        output.as_ref().err().map(failure_text)
+        output.as_ref().err().map(|error| self.1.text(error))
     }
     fn report(self, error: DeviceError) -> Option<Result<T, E>> {
         Some(Err(E::from(error)))
@@ -262,7 +344,7 @@ impl<R> OutputOf<R> {
 #[doc(hidden)]
 pub trait ResultMoveBack {
     fn output(&self) -> ResultOutput<MoveBack> {
-        ResultOutput(MoveBack)
+        ResultOutput(MoveBack, ())
     }
 }
 impl<T: ToOrigin, E> ResultMoveBack for &&&OutputOf<Result<T, E>> {}
@@ -270,7 +352,7 @@ impl<T: ToOrigin, E> ResultMoveBack for &&&OutputOf<Result<T, E>> {}
 #[doc(hidden)]
 pub trait ResultStay {
     fn output(&self) -> ResultOutput<Stay> {
-        ResultOutput(Stay)
+        ResultOutput(Stay, ())
     }
 }
 impl<T, E> ResultStay for &&OutputOf<Result<T, E>> {}
