@@ -39,10 +39,13 @@ pub mod chaos;
 pub mod deadline;
 pub mod device;
 mod events;
+pub mod monitor;
 pub mod policy;
 mod registry;
 pub mod retry;
 pub mod sites;
+#[cfg(feature = "metrics")]
+mod telemetry;
 
 /// Puts a deadline on an `async fn`.
 ///
@@ -194,7 +197,9 @@ pub mod __private {
     pub use crate::deadline::site::TimeoutSite;
     pub use crate::policy::Kind;
     pub use crate::policy::state::all_off;
-    pub use crate::registry::{FUNCTIONS, Function, LayerSite};
+    pub use crate::registry::{
+        FUNCTIONS, Function, LayerSite, Outcome, PlainOutcome, ResultOutcome, Start,
+    };
     pub use linkme;
     pub mod breaker {
         pub use crate::breaker::FromCircuitOpen;

@@ -10,13 +10,17 @@
 use std::sync::OnceLock;
 
 use linkme::distributed_slice;
+use tokio::time::Instant;
 
 use crate::breaker::site::BreakerSite;
 use crate::deadline::site::TimeoutSite;
 #[cfg(feature = "tch")]
 use crate::device::site::DeviceSite;
+use crate::monitor;
 use crate::policy::Kind;
 use crate::retry::run::RetrySite;
+#[cfg(feature = "metrics")]
+use crate::telemetry;
 
 /// Every annotated function of the program.
 #[distributed_slice]
@@ -33,6 +37,9 @@ pub struct Function {
     method: bool,
     resolved: OnceLock<&'static str>,
     layers: &'static [LayerSite],
+    monitor: monitor::Site,
+    #[cfg(feature = "metrics")]
+    durations: telemetry::Cached<[metrics::Histogram; 2]>,
 }
 
 /// One attribute of a function, outermost first.
@@ -97,7 +104,31 @@ impl Function {
             method,
             resolved: OnceLock::new(),
             layers,
+            monitor: monitor::Site::new(),
+            #[cfg(feature = "metrics")]
+            durations: telemetry::Cached::new(),
         }
+    }
+
+    /// Records a call that started at `start` and just completed, `failed`
+    /// or not, into the monitor and `resilience_call_duration_seconds`.
+    #[inline]
+    pub fn finish(&'static self, start: Start, failed: bool) {
+        let now = monitor::nanos(Instant::now());
+        let nanos = now.saturating_sub(start.0);
+        self.monitor.record(now, nanos, failed);
+        #[cfg(feature = "metrics")]
+        self.durations.update(
+            |recorder| telemetry::durations(recorder, self.path()),
+            |[success, failure]| {
+                let seconds = nanos as f64 / 1e9;
+                if failed { failure } else { success }.record(seconds);
+            },
+        );
+    }
+
+    pub(crate) fn monitor(&self) -> &monitor::Site {
+        &self.monitor
     }
 
     /// The path reported in errors and events and used as a policy key:
@@ -152,3 +183,44 @@ impl Function {
 pub(crate) fn functions() -> impl Iterator<Item = &'static Function> {
     FUNCTIONS.iter().copied()
 }
+
+/// When one call of an annotated function started: nanoseconds since the
+/// monitor's clock started, 8 bytes held across the call's awaits.
+#[derive(Clone, Copy)]
+pub struct Start(u64);
+
+impl Start {
+    /// Now.
+    #[inline]
+    pub fn now() -> Self {
+        Self(monitor::nanos(Instant::now()))
+    }
+}
+
+/// The output of a call, for whether it failed: `(&&Outcome(&output)).failed()`
+/// is `is_err()` for a `Result`, `false` for anything else.
+pub struct Outcome<'a, T>(pub &'a T);
+
+/// A `Result`: failed when `Err`.
+pub trait ResultOutcome {
+    /// Whether the call failed.
+    fn failed(&self) -> bool;
+}
+
+impl<T, E> ResultOutcome for &Outcome<'_, Result<T, E>> {
+    #[inline]
+    fn failed(&self) -> bool {
+        self.0.is_err()
+    }
+}
+
+/// Anything but a `Result`: a call that returns never failed.
+pub trait PlainOutcome {
+    /// Whether the call failed: no.
+    #[inline]
+    fn failed(&self) -> bool {
+        false
+    }
+}
+
+impl<T> PlainOutcome for Outcome<'_, T> {}

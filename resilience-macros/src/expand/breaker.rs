@@ -80,7 +80,7 @@ pub(super) fn wrap(
             }
             ::core::result::Result::Ok(#permit) => {
                 let #output = #inner;
-                #permit.record(#private::Outcome::is_failure(&#output));
+                #site.finish(#permit, #private::Outcome::is_failure(&#output));
                 #output
             }
         }

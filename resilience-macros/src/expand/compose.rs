@@ -293,7 +293,7 @@ fn compose(layers: &[Layer], item: &FnItem, stmts: TokenStream) -> TokenStream {
         .map(|(layer, site)| layer.entry(site));
     let (function, declaration) = declare_function(item, &entries.collect::<Vec<_>>());
     let statics = statics(layers, &sites, &function);
-    let body = layered(layers, &sites, item, stmts, &function);
+    let body = measured(&function, layered(layers, &sites, item, stmts, &function));
     quote! {
         #declaration
         #statics
@@ -338,7 +338,10 @@ fn with_device(plan: Plan, device: Device, mut item: FnItem, stmts: TokenStream)
     let stmts = device
         .rebind(&item)
         .wrap(&mut item, Some(stmts), &device_site);
-    let body = layered(&outer, &outer_sites, &item, stmts, &function);
+    let body = measured(
+        &function,
+        layered(&outer, &outer_sites, &item, stmts, &function),
+    );
     for layer in &outer {
         layer.prepare(&mut item);
     }
@@ -347,6 +350,25 @@ fn with_device(plan: Plan, device: Device, mut item: FnItem, stmts: TokenStream)
         #(#statics)*
         #body
     })
+}
+
+/// `body` (statements that end in the function's output), recorded as one
+/// call of `function` in the monitor and the metrics when it completes. A
+/// `return` from `body` (the kill switch's) skips the record.
+fn measured(function: &Ident, body: TokenStream) -> TokenStream {
+    let private = quote!(::resilience_runtime::__private);
+    let start = private_ident("__resilience_start");
+    let output = private_ident("__resilience_output");
+    quote! {
+        let #start = #private::Start::now();
+        let #output = { #body };
+        {
+            #[allow(unused_imports)]
+            use #private::{PlainOutcome as _, ResultOutcome as _};
+            #function.finish(#start, (&&#private::Outcome(&#output)).failed());
+        }
+        #output
+    }
 }
 
 /// The identifiers of `count` layer sites, numbered from `first`.

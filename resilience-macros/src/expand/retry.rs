@@ -149,7 +149,10 @@ pub(super) fn wrap(
                     use #private::{ShownByDebug as _, ShownByDisplay as _};
                     #retrier.next((#when)(#error), (&&&#private::Unshown(#error)).shown())
                 }
-                ::core::option::Option::None => #private::Next::Stop,
+                ::core::option::Option::None => {
+                    #retrier.succeeded();
+                    #private::Next::Stop
+                }
             };
             if let #private::Next::Wait(#delay) = #next {
                 #private::wait(#delay).await;

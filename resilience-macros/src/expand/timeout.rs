@@ -49,7 +49,7 @@ pub(super) fn wrap(
         }
     };
     quote! {
-        match #site.run(#inner).await {
+        match #site.counted(#site.run(#inner).await) {
             ::core::result::Result::Ok(#output) => #output,
             ::core::result::Result::Err(#expired) => #on_expired,
         }

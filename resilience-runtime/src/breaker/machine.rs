@@ -39,7 +39,7 @@ pub enum State {
 }
 
 impl State {
-    const ALL: [State; 5] = [
+    pub(crate) const ALL: [State; 5] = [
         State::Closed,
         State::Open,
         State::HalfOpen,

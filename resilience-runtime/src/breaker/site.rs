@@ -8,6 +8,8 @@ use super::CircuitOpenError;
 use super::state::{Breaker, Name, Permit, Settings};
 use crate::policy::{Gate, Kind, at_defaults, gate, kind_off};
 use crate::registry::{Function, LayerSite};
+#[cfg(feature = "metrics")]
+use crate::telemetry;
 
 static BREAKERS: OnceLock<Mutex<HashMap<&'static str, &'static Breaker>>> = OnceLock::new();
 
@@ -27,6 +29,9 @@ pub struct BreakerSite {
     pub(crate) policy: Option<&'static str>,
     config: Settings,
     breaker: OnceLock<&'static Breaker>,
+    /// `resilience_calls_total`: success, failure, rejected.
+    #[cfg(feature = "metrics")]
+    calls: telemetry::Cached<[metrics::Counter; 3]>,
 }
 
 impl BreakerSite {
@@ -43,6 +48,8 @@ impl BreakerSite {
             policy,
             config,
             breaker: OnceLock::new(),
+            #[cfg(feature = "metrics")]
+            calls: telemetry::Cached::new(),
         }
     }
 
@@ -96,13 +103,45 @@ impl BreakerSite {
     pub fn admit(&'static self) -> Result<Permit<'static>, CircuitOpenError> {
         let function = self.function.path();
         let breaker = self.breaker();
-        if at_defaults() {
-            return breaker.admit(function, breaker.config);
+        let admitted = if at_defaults() {
+            breaker.admit(function, breaker.config)
+        } else {
+            match self.config_by_policy(breaker) {
+                Some(config) => breaker.admit(function, config),
+                None => Ok(breaker.pass(function)),
+            }
+        };
+        if admitted.is_err() {
+            self.count(2);
         }
-        match self.config_by_policy(breaker) {
-            Some(config) => breaker.admit(function, config),
-            None => Ok(breaker.pass(function)),
-        }
+        admitted
+    }
+
+    /// Counts the outcome of an admitted call with its `permit`.
+    #[inline]
+    pub fn finish(&'static self, permit: Permit<'static>, failed: bool) {
+        permit.record(failed);
+        self.count(usize::from(failed));
+    }
+
+    /// Counts a call in `resilience_calls_total`: 0 success, 1 failure, 2
+    /// rejected.
+    #[inline]
+    fn count(&'static self, _outcome: usize) {
+        #[cfg(feature = "metrics")]
+        self.calls.update(
+            |recorder| {
+                let breaker = self.breaker();
+                telemetry::breaker_state(breaker.name(), breaker.state());
+                telemetry::calls(
+                    recorder,
+                    self.function.path(),
+                    "breaker",
+                    ["success", "failure", "rejected"],
+                )
+            },
+            |calls| calls[_outcome].increment(1),
+        );
     }
 
     /// The settings in force; `None` when switched off.

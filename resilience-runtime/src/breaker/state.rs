@@ -180,6 +180,8 @@ impl Breaker {
 
     #[cold]
     fn report(&self, moved: Transition, limits: &Limits) {
+        #[cfg(feature = "metrics")]
+        crate::telemetry::transition(self.name(), moved.from, moved.to);
         let (from, to) = (moved.from.as_str(), moved.to.as_str());
         match moved.window {
             Some((failed, calls)) => tracing::warn!(

@@ -10,6 +10,7 @@ use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::TimeoutError;
 use crate::events::{may_warn, millis};
+use crate::registry::Function;
 
 thread_local! {
     // The budget of the innermost scope being polled on this thread. It is set
@@ -113,14 +114,40 @@ pin_project! {
         sleep: Option<Unconstrained<Sleep>>,
         // `None` in a pass-through, which reads no clock.
         start: Option<Instant>,
-        // The effective limit, in nanoseconds: 8 bytes instead of the 16 of a
-        // second `Instant`, and room for 584 years.
-        limit_nanos: u64,
-        function: &'static str,
-        inherited: bool,
-        // The function returns a fail-soft value on timeout: an expected
-        // outcome, reported at INFO.
-        soft: bool,
+        // The effective limit and two flags in one word (see `Limit`): 8
+        // bytes instead of the 16 of a second `Instant` and two `bool`s.
+        limit: Limit,
+        function: &'static Function,
+    }
+}
+
+/// The effective limit in nanoseconds (room for 146 years), whether it was
+/// inherited from an enclosing budget, and whether the function answers a
+/// timeout with a fail-soft value (an expected outcome, reported at INFO).
+#[derive(Clone, Copy)]
+struct Limit(u64);
+
+impl Limit {
+    const INHERITED: u64 = 1 << 63;
+    const SOFT: u64 = 1 << 62;
+
+    fn new(limit: Duration, inherited: bool, soft: bool) -> Self {
+        let nanos =
+            u64::try_from(limit.as_nanos()).map_or(Self::SOFT - 1, |n| n.min(Self::SOFT - 1));
+        let flag = |on: bool, bit: u64| if on { bit } else { 0 };
+        Self(nanos | flag(inherited, Self::INHERITED) | flag(soft, Self::SOFT))
+    }
+
+    fn nanos(self) -> u64 {
+        self.0 & (Self::SOFT - 1)
+    }
+
+    fn inherited(self) -> bool {
+        self.0 & Self::INHERITED != 0
+    }
+
+    fn soft(self) -> bool {
+        self.0 & Self::SOFT != 0
     }
 }
 
@@ -128,7 +155,7 @@ impl<F: Future> Timeout<F> {
     /// `future` under a deadline `limit` from now; `soft` when the function
     /// answers a timeout with a fail-soft value, reported at INFO.
     #[inline]
-    pub(super) fn new(function: &'static str, limit: Duration, future: F, soft: bool) -> Self {
+    pub(super) fn new(function: &'static Function, limit: Duration, future: F, soft: bool) -> Self {
         let start = Instant::now();
         // Limits too large for the clock mean "no limit", as in tokio.
         let own = start
@@ -143,32 +170,28 @@ impl<F: Future> Timeout<F> {
             future: Some(future),
             sleep: None,
             start: Some(start),
-            limit_nanos: u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX),
+            limit: Limit::new(limit, inherited, soft),
             function,
-            inherited,
-            soft,
         }
     }
 
     /// A future that only forwards to `future`: no deadline, no budget.
     #[inline]
-    pub(super) fn passthrough(function: &'static str, future: F) -> Self {
+    pub(super) fn passthrough(function: &'static Function, future: F) -> Self {
         Self {
             future: Some(future),
             sleep: None,
             start: None,
-            limit_nanos: 0,
+            limit: Limit::new(Duration::ZERO, false, false),
             function,
-            inherited: false,
-            soft: false,
         }
     }
 }
 
 impl<F> Timeout<F> {
     #[inline]
-    fn deadline(start: Instant, limit_nanos: u64) -> Instant {
-        start + Duration::from_nanos(limit_nanos)
+    fn deadline(start: Instant, limit: Limit) -> Instant {
+        start + Duration::from_nanos(limit.nanos())
     }
 }
 
@@ -184,14 +207,15 @@ impl<F: Future> Future for Timeout<F> {
         let Some(start) = *this.start else {
             return future.poll(cx).map(Ok); // a pass-through
         };
-        let deadline = Self::deadline(start, *this.limit_nanos);
+        let limit = *this.limit;
+        let deadline = Self::deadline(start, limit);
         if let Poll::Ready(output) = with_budget(Some(deadline), || future.poll(cx)) {
             this.future.set(None);
             return Poll::Ready(Ok(output));
         }
         if this.sleep.is_none() {
             this.sleep
-                .set(Some(unconstrained(timer(this.function, deadline))));
+                .set(Some(unconstrained(timer(this.function.path(), deadline))));
         }
         let sleep = this.sleep.as_pin_mut().expect("set above");
         match sleep.poll(cx) {
@@ -199,13 +223,14 @@ impl<F: Future> Future for Timeout<F> {
             Poll::Ready(()) => {
                 // Dropped before the error is handed out, so that the body's
                 // destructors have run when the caller sees the timeout.
-                drop_expired(this.future, this.function, *this.inherited);
+                let function = this.function.path();
+                drop_expired(this.future, function, limit.inherited());
                 Poll::Ready(Err(expired(
-                    this.function,
+                    function,
                     start,
                     deadline,
-                    *this.inherited,
-                    *this.soft,
+                    limit.inherited(),
+                    limit.soft(),
                 )))
             }
         }
@@ -290,11 +315,11 @@ impl<F> std::fmt::Debug for Budgeted<F> {
 impl<F> std::fmt::Debug for Timeout<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut debug = f.debug_struct("Timeout");
-        debug.field("function", &self.function);
+        debug.field("function", &self.function.path());
         if let Some(start) = self.start {
             debug
-                .field("deadline", &Self::deadline(start, self.limit_nanos))
-                .field("inherited", &self.inherited);
+                .field("deadline", &Self::deadline(start, self.limit))
+                .field("inherited", &self.limit.inherited());
         }
         debug
             .field("completed", &self.future.is_none())

@@ -34,6 +34,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::registry::Function;
+
 pub use error::TimeoutError;
 pub(crate) use future::expiring;
 pub use future::{Budgeted, Timeout};
@@ -140,9 +142,10 @@ pub fn propagate<F: IntoFuture>(future: F) -> Budgeted<F::IntoFuture> {
 /// # }
 /// ```
 pub fn timeout<F: IntoFuture>(limit: Duration, future: F) -> Timeout<F::IntoFuture> {
-    const FUNCTION: &str = "resilience_runtime::timeout";
+    // Not registered: it is no annotated function, and has no layers.
+    static FUNCTION: Function = Function::new("resilience_runtime::timeout", "timeout", false, &[]);
     if crate::policy::kind_off(crate::policy::Kind::Timeout) {
-        return Timeout::passthrough(FUNCTION, future.into_future());
+        return Timeout::passthrough(&FUNCTION, future.into_future());
     }
-    Timeout::new(FUNCTION, limit, future.into_future(), false)
+    Timeout::new(&FUNCTION, limit, future.into_future(), false)
 }

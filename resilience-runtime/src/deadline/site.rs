@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
-use super::Timeout;
+use super::{Timeout, TimeoutError};
 use crate::policy::{Gate, Kind, at_defaults, gate, kind_off};
 use crate::registry::Function;
+#[cfg(feature = "metrics")]
+use crate::telemetry;
 
 /// One `#[timeout_async]` function, as its expansion declares it.
 pub struct TimeoutSite {
@@ -14,6 +16,9 @@ pub struct TimeoutSite {
     limit: Duration,
     /// The function returns a fail-soft value (`on_timeout = …`).
     fail_soft: bool,
+    /// `resilience_calls_total`: success, timeout, fail_soft.
+    #[cfg(feature = "metrics")]
+    calls: telemetry::Cached<[metrics::Counter; 3]>,
 }
 
 impl TimeoutSite {
@@ -30,13 +35,36 @@ impl TimeoutSite {
             policy,
             limit,
             fail_soft,
+            #[cfg(feature = "metrics")]
+            calls: telemetry::Cached::new(),
         }
+    }
+
+    /// Counts the outcome of one call, and passes it on.
+    #[inline]
+    pub fn counted<T>(&'static self, result: Result<T, TimeoutError>) -> Result<T, TimeoutError> {
+        #[cfg(feature = "metrics")]
+        self.calls.update(
+            |recorder| {
+                let outcomes = ["success", "timeout", "fail_soft"];
+                telemetry::calls(recorder, self.function.path(), "timeout", outcomes)
+            },
+            |calls| {
+                let outcome = match &result {
+                    Ok(_) => 0,
+                    Err(_) if self.fail_soft => 2,
+                    Err(_) => 1,
+                };
+                calls[outcome].increment(1);
+            },
+        );
+        result
     }
 
     /// Runs `future` under this site's deadline, as the policy in force says.
     #[inline]
     pub fn run<F: IntoFuture>(&'static self, future: F) -> Timeout<F::IntoFuture> {
-        let function = self.function.path();
+        let function = self.function;
         let future = future.into_future();
         let limit = if at_defaults() {
             self.limit

@@ -13,7 +13,7 @@ use tch::{Device, TchError};
 use super::args::Target;
 use super::output::Output;
 use super::panics::{install_quiet_hook, quietly, torch_panic};
-use super::site::{DeviceOptions, DeviceSite};
+use super::site::{DeviceOptions, DeviceSite, Served};
 use super::{DeviceError, DeviceErrorKind, classify, normalize};
 
 /// How an attempt ended.
@@ -148,6 +148,7 @@ pub fn run<R, O: Output<R>>(
 ) -> R {
     let Some(options) = site.options() else {
         // Switched off: the body as it is, on the device.
+        site.count_call(Served::Device);
         return passthrough(call(Target::Device));
     };
     install_quiet_hook();
@@ -161,7 +162,10 @@ pub fn run<R, O: Output<R>>(
     let failure = match before_attempt(site, &options, origin) {
         Some(failure) => failure,
         None => match quietly(quiet, || attempt(output, || call(options.device_target()))) {
-            Attempt::Done(value) => return value,
+            Attempt::Done(value) => {
+                site.count_call(Served::Device);
+                return value;
+            }
             Attempt::Failed(failure) => failure,
         },
     };
@@ -270,6 +274,7 @@ impl<R, O: Output<R>> Recovery<R, O> {
                 // As if the attribute were not there: nothing counted,
                 // nothing reported, a panic raised as a panic.
                 let (function, origin) = (self.site.function(), self.origin);
+                self.site.count_call(Served::Failed);
                 Step::Done(raise(
                     &self.options,
                     self.output,
@@ -288,7 +293,10 @@ impl<R, O: Output<R>> Recovery<R, O> {
     /// The step after the attempt that the last step ran.
     fn next(mut self, outcome: Attempt<R>, changed: &dyn Fn() -> bool) -> Step<R, O> {
         match (self.stage, outcome) {
-            (Target::Device, Attempt::Done(value)) => Step::Done(value),
+            (Target::Device, Attempt::Done(value)) => {
+                self.site.count_call(Served::Device);
+                Step::Done(value)
+            }
             (Target::Device, Attempt::Failed(failure)) => {
                 self.failure = failure;
                 self.decide(changed)
@@ -375,7 +383,7 @@ fn plan<R>(
         );
         return Plan::PassOn;
     }
-    site.count_fallback(failure.kind);
+    site.count_fallback(failure.kind, || Named(origin).to_string());
     tracing::warn!(
         function = site.function(),
         device = %Named(origin),
@@ -407,7 +415,10 @@ fn finish<R, O: Output<R>>(
     cpu: Attempt<R>,
 ) -> R {
     let value = match cpu {
-        Attempt::Done(value) => value,
+        Attempt::Done(value) => {
+            site.count_call(Served::Cpu);
+            value
+        }
         Attempt::Failed(cpu_failure) => {
             // The CPU failed too: the device was not at fault, or not only.
             // Its failure is the real cause; the device's is context.
@@ -470,6 +481,7 @@ fn pass_on<R, O: Output<R>>(
     context: Option<DeviceError>,
 ) -> R {
     site.count_failure();
+    site.count_call(Served::Failed);
     raise(options, output, failure, true, |message| {
         let error = DeviceError::new(message).at(site.function(), origin);
         match context {
@@ -555,6 +567,7 @@ where
     F: Future<Output = Result<R, TchError>>,
 {
     let Some(options) = site.options() else {
+        site.count_call(Served::Device);
         return passthrough(call(&args, Target::Device).await);
     };
     install_quiet_hook();
@@ -566,7 +579,10 @@ where
     let failure = match ahead {
         Some(failure) => failure,
         None => match attempt_async(quiet, output, call(&args, options.device_target())).await {
-            Attempt::Done(value) => return value,
+            Attempt::Done(value) => {
+                site.count_call(Served::Device);
+                return value;
+            }
             Attempt::Failed(failure) => failure,
         },
     };

@@ -8,6 +8,8 @@ use tch::Device;
 
 use super::DeviceErrorKind;
 use crate::registry::{Function, LayerSite};
+#[cfg(feature = "metrics")]
+use crate::telemetry;
 
 /// What `#[safe_mps_op(...)]` was asked for.
 #[doc(hidden)]
@@ -60,6 +62,20 @@ pub struct DeviceSite {
     sticky: AtomicU64,
     /// Of those, the devices that are absent, as opposed to lacking a kernel.
     absent: AtomicU64,
+    /// `resilience_calls_total`: success, fallback, failure.
+    #[cfg(feature = "metrics")]
+    outcomes: telemetry::Cached<[metrics::Counter; 3]>,
+}
+
+/// How a call was served, for `resilience_calls_total`.
+#[derive(Clone, Copy)]
+pub(super) enum Served {
+    /// By the device (`success`).
+    Device,
+    /// By the CPU, after the device failed (`fallback`).
+    Cpu,
+    /// Not at all: its failure was passed on (`failure`).
+    Failed,
 }
 
 /// Every `#[safe_mps_op]` site of the program, registered at link time.
@@ -92,6 +108,8 @@ impl DeviceSite {
             failures: AtomicU64::new(0),
             sticky: AtomicU64::new(0),
             absent: AtomicU64::new(0),
+            #[cfg(feature = "metrics")]
+            outcomes: telemetry::Cached::new(),
         }
     }
 
@@ -195,10 +213,26 @@ impl DeviceSite {
         }
     }
 
-    pub(super) fn count_fallback(&self, kind: DeviceErrorKind) {
+    /// Counts a fallback from the device that `device` names.
+    pub(super) fn count_fallback(&self, kind: DeviceErrorKind, _device: impl FnOnce() -> String) {
         if let Some(slot) = fallback_slot(kind) {
             self.fallbacks[slot].fetch_add(1, Relaxed);
         }
+        #[cfg(feature = "metrics")]
+        telemetry::device_fallback(self.function(), _device(), reason(kind));
+    }
+
+    /// Counts how a call was served.
+    #[inline]
+    pub(super) fn count_call(&'static self, _served: Served) {
+        #[cfg(feature = "metrics")]
+        self.outcomes.update(
+            |recorder| {
+                let outcomes = ["success", "fallback", "failure"];
+                telemetry::calls(recorder, self.function(), "device", outcomes)
+            },
+            |outcomes| outcomes[_served as usize].increment(1),
+        );
     }
 
     pub(super) fn count_sticky_skip(&self) {
@@ -223,6 +257,18 @@ impl DeviceSite {
             sticky_skips: self.sticky_skips.load(Relaxed),
             failures: self.failures.load(Relaxed),
         }
+    }
+}
+
+/// A fallback's `reason` label.
+#[cfg(feature = "metrics")]
+fn reason(kind: DeviceErrorKind) -> &'static str {
+    match kind {
+        DeviceErrorKind::UnsupportedOp => "unsupported_op",
+        DeviceErrorKind::OutOfMemory => "out_of_memory",
+        DeviceErrorKind::UnsupportedDtype => "unsupported_dtype",
+        DeviceErrorKind::Unavailable => "unavailable",
+        _ => "fault",
     }
 }
 

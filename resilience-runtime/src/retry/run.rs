@@ -7,6 +7,8 @@ use crate::breaker::CircuitOpenError;
 use crate::events::{Shown, may_warn, millis};
 use crate::policy::{BackoffKind, Gate, JitterKind, Kind, at_defaults, gate, kind_off};
 use crate::registry::Function;
+#[cfg(feature = "metrics")]
+use crate::telemetry;
 
 /// What `#[retry(...)]` was asked for.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +24,10 @@ pub struct RetrySite {
     function: &'static Function,
     pub(crate) policy: Option<&'static str>,
     options: RetryOptions,
+    /// `resilience_calls_total` (success, failure) and
+    /// `resilience_retries_total`.
+    #[cfg(feature = "metrics")]
+    counters: telemetry::Cached<([metrics::Counter; 2], metrics::Counter)>,
 }
 
 impl RetrySite {
@@ -35,7 +41,29 @@ impl RetrySite {
             function,
             policy,
             options,
+            #[cfg(feature = "metrics")]
+            counters: telemetry::Cached::new(),
         }
+    }
+
+    /// Counts a call that ended (0 success, 1 failure), or a retry.
+    #[inline]
+    fn count(&'static self, _counted: Counted) {
+        #[cfg(feature = "metrics")]
+        self.counters.update(
+            |recorder| {
+                let function = self.function.path();
+                (
+                    telemetry::calls(recorder, function, "retry", ["success", "failure"]),
+                    telemetry::counter(recorder, telemetry::RETRIES, "function", function),
+                )
+            },
+            |(calls, retries)| match _counted {
+                Counted::Success => calls[0].increment(1),
+                Counted::Failure => calls[1].increment(1),
+                Counted::Retry => retries.increment(1),
+            },
+        );
     }
 
     /// The policy keys that reach it: its function's path and `policy` name.
@@ -138,9 +166,24 @@ impl Retrier {
         self.rejection = Some(error.retry_after());
     }
 
+    /// The attempt succeeded: the call ends.
+    #[inline]
+    pub fn succeeded(&self) {
+        self.site.count(Counted::Success);
+    }
+
     /// After a failed attempt (`retryable`: whether its `error` is worth
     /// another), the delay before the next attempt, if there is one.
     pub fn next(&mut self, retryable: bool, error: Shown<'_>) -> Next {
+        let next = self.decide(retryable, error);
+        self.site.count(match next {
+            Next::Wait(_) => Counted::Retry,
+            Next::Stop => Counted::Failure,
+        });
+        next
+    }
+
+    fn decide(&mut self, retryable: bool, error: Shown<'_>) -> Next {
         self.failures += 1;
         let function = self.site.function.path();
         let attempts = self.failures;
@@ -198,6 +241,14 @@ impl Retrier {
         );
         Next::Wait(delay)
     }
+}
+
+/// What a retry site counts.
+#[derive(Clone, Copy)]
+enum Counted {
+    Success,
+    Failure,
+    Retry,
 }
 
 /// Waits between two attempts.

@@ -1,0 +1,251 @@
+//! Latency percentiles of every annotated function, in process.
+//!
+//! Every call of a function annotated with this crate's attributes is
+//! recorded when it completes: successes, failures and timeouts alike (a
+//! timed-out call counts the time it ran, up to its deadline), since
+//! percentiles of successes alone are biased low exactly when a dependency
+//! degrades. A call dropped before it completes records nothing, nor does
+//! one whose attributes the kill switch turned off.
+//!
+//! Figures cover a sliding window, by default the last 60 s, kept in six
+//! rotating slices (so the window is between 50 and 60 s old at its oldest).
+//! Percentiles are within 1 % of the true ones. Recording takes no lock and
+//! allocates only at a function's first call.
+//!
+//! ```
+//! use resilience_runtime::{monitor, timeout_async};
+//!
+//! #[timeout_async("1s")]
+//! async fn quote() -> std::io::Result<f64> {
+//!     Ok(101.5)
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! quote().await?;
+//! let (function, latency) = monitor::all()
+//!     .into_iter()
+//!     .find(|(function, _)| function.ends_with("::quote"))
+//!     .unwrap();
+//! assert_eq!(monitor::latency(function), Some(latency));
+//! assert_eq!((latency.count(), latency.errors()), (1, 0));
+//! println!("{}", monitor::report());
+//! # std::io::Result::Ok(())
+//! # }).unwrap();
+//! ```
+
+mod window;
+
+use std::fmt;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::registry::functions;
+use window::{SLICES, Totals, Window};
+
+/// The latency of one function over the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Latency {
+    count: u64,
+    errors: u64,
+    p50: Duration,
+    p95: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+impl Latency {
+    /// Calls completed in the window.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Of those, the calls that failed: returned an `Err` (a timeout
+    /// included).
+    pub fn errors(&self) -> u64 {
+        self.errors
+    }
+
+    /// The median.
+    pub fn p50(&self) -> Duration {
+        self.p50
+    }
+
+    /// The 95th percentile.
+    pub fn p95(&self) -> Duration {
+        self.p95
+    }
+
+    /// The 99th percentile.
+    pub fn p99(&self) -> Duration {
+        self.p99
+    }
+
+    /// The slowest call.
+    pub fn max(&self) -> Duration {
+        self.max
+    }
+
+    fn of(totals: &Totals) -> Option<Self> {
+        let count = totals.count();
+        (count > 0).then(|| Self {
+            count,
+            errors: totals.errors,
+            p50: Duration::from_nanos(totals.quantile(0.50)),
+            p95: Duration::from_nanos(totals.quantile(0.95)),
+            p99: Duration::from_nanos(totals.quantile(0.99)),
+            max: Duration::from_nanos(totals.max),
+        })
+    }
+}
+
+/// The latency of `function` (its path, as in errors and policy keys) over
+/// the window; `None` for a function with no call in it, or none of that
+/// name.
+pub fn latency(function: &str) -> Option<Latency> {
+    let now = epoch(nanos(Instant::now()));
+    functions()
+        .find(|f| f.path() == function)
+        .and_then(|f| f.monitor().totals(now))
+        .and_then(|totals| Latency::of(&totals))
+}
+
+/// Every function with calls in the window, and its latency.
+pub fn all() -> Vec<(&'static str, Latency)> {
+    let now = epoch(nanos(Instant::now()));
+    functions()
+        .filter_map(|f| {
+            let totals = f.monitor().totals(now)?;
+            Some((f.path(), Latency::of(&totals)?))
+        })
+        .collect()
+}
+
+/// Sets the window (60 s by default). What was recorded before is forgotten.
+///
+/// # Panics
+///
+/// On a window under 6 ns (one nanosecond per slice).
+pub fn set_window(window: Duration) {
+    let period = u64::try_from(window.as_nanos() / SLICES as u128).unwrap_or(u64::MAX);
+    assert!(period > 0, "a monitor window needs at least {SLICES} ns");
+    PERIOD.store(period, Relaxed);
+    GENERATION.fetch_add(1, Relaxed);
+}
+
+/// A table of every function with calls in the window: calls, errors, p50,
+/// p95, p99 and max, slowest p99 first. It prints as text.
+pub fn report() -> Report {
+    let mut rows = all();
+    rows.sort_by(|a, b| b.1.p99.cmp(&a.1.p99).then(a.0.cmp(b.0)));
+    Report { rows }
+}
+
+/// What [`report`] returns; `Display` prints it as a table.
+#[derive(Debug, Clone)]
+pub struct Report {
+    rows: Vec<(&'static str, Latency)>,
+}
+
+impl Report {
+    /// Its rows: each function and its latency, slowest p99 first.
+    pub fn rows(&self) -> &[(&'static str, Latency)] {
+        &self.rows
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = self
+            .rows
+            .iter()
+            .map(|(name, _)| name.len())
+            .chain(["function".len()])
+            .max()
+            .unwrap_or(0);
+        writeln!(
+            f,
+            "{:<width$}  {:>8}  {:>7}  {:>9}  {:>9}  {:>9}  {:>9}",
+            "function", "calls", "errors", "p50", "p95", "p99", "max"
+        )?;
+        for (name, l) in &self.rows {
+            writeln!(
+                f,
+                "{name:<width$}  {:>8}  {:>7}  {:>9}  {:>9}  {:>9}  {:>9}",
+                l.count,
+                l.errors,
+                Short(l.p50),
+                Short(l.p95),
+                Short(l.p99),
+                Short(l.max)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A duration in three or four significant figures: `850ns`, `12.3µs`,
+/// `4.56ms`, `1.20s`.
+struct Short(Duration);
+
+impl fmt::Display for Short {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nanos = self.0.as_nanos() as f64;
+        let text = if nanos < 1e3 {
+            format!("{nanos}ns")
+        } else if nanos < 1e6 {
+            format!("{:.1}µs", nanos / 1e3)
+        } else if nanos < 1e9 {
+            format!("{:.2}ms", nanos / 1e6)
+        } else {
+            format!("{:.2}s", nanos / 1e9)
+        };
+        f.pad(&text)
+    }
+}
+
+/// The length of a slice, in nanoseconds: the window over [`SLICES`].
+static PERIOD: AtomicU64 = AtomicU64::new(10_000_000_000);
+/// Advanced by each [`set_window`], so that slices of an earlier window are
+/// older than any of the new one.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Nanoseconds from the first reading of the monitor's clock to `now`
+/// (tokio's clock, so that a paused test clock drives it too).
+pub(crate) fn nanos(now: Instant) -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let since = now.saturating_duration_since(*START.get_or_init(|| now));
+    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The slice period of `nanos` (see [`nanos`]).
+fn epoch(nanos: u64) -> u64 {
+    let period = nanos / PERIOD.load(Relaxed);
+    (GENERATION.load(Relaxed) << 48) | period.min((1 << 48) - 1)
+}
+
+/// The latencies of one function.
+pub(crate) struct Site {
+    window: OnceLock<Box<Window>>,
+}
+
+impl Site {
+    pub(crate) const fn new() -> Self {
+        Self {
+            window: OnceLock::new(),
+        }
+    }
+
+    /// Records a call of `nanos` that ended at `now` (see [`nanos`]).
+    #[inline]
+    pub(crate) fn record(&self, now: u64, nanos: u64, failed: bool) {
+        let window = self.window.get_or_init(|| Box::new(Window::new()));
+        window.record(epoch(now), nanos, failed);
+    }
+
+    fn totals(&self, now: u64) -> Option<Totals> {
+        self.window.get().map(|window| window.totals(now))
+    }
+}

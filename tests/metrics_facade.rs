@@ -1,0 +1,224 @@
+//! The metrics every attribute records through the `metrics` facade: exact
+//! names, labels and values after a known sequence of calls, read from
+//! `metrics-util`'s debugging recorder (installed for the whole process).
+
+use std::io;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::time::Duration;
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::{CompositeKey, MetricKind};
+use resilience_runtime::{
+    CircuitOpenError, TimeoutError, breaker, circuit_breaker, retry, timeout_async,
+};
+
+#[derive(Debug, thiserror::Error)]
+enum Failed {
+    #[error("timed out")]
+    Timeout(#[from] TimeoutError),
+    #[error("rejected")]
+    Rejected(#[from] CircuitOpenError),
+    #[error("flaky")]
+    Flaky,
+}
+
+#[timeout_async("1s")]
+async fn quick() -> io::Result<u32> {
+    Ok(1)
+}
+
+#[timeout_async("10ms")]
+async fn slow() -> io::Result<u32> {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(1)
+}
+
+#[timeout_async(ms = 10, on_timeout = 0)]
+async fn soft() -> u32 {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    1
+}
+
+static ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+
+#[retry(attempts = 5, base = "10ms", jitter = "none")]
+async fn third_time_lucky() -> Result<u32, Failed> {
+    match ATTEMPTS.fetch_add(1, Relaxed) {
+        0 | 1 => Err(Failed::Flaky),
+        _ => Ok(3),
+    }
+}
+
+#[circuit_breaker(name = "metrics-exchange")]
+async fn guarded() -> Result<u32, Failed> {
+    Ok(4)
+}
+
+/// What was recorded since the last snapshot: the debugging recorder hands
+/// out each update once (counters and gauges are reset, histograms drained).
+struct Seen(Vec<(CompositeKey, DebugValue)>);
+
+impl Seen {
+    fn take(snapshotter: &Snapshotter) -> Self {
+        let snapshot = snapshotter.snapshot().into_vec();
+        Self(
+            snapshot
+                .into_iter()
+                .map(|(key, _, _, value)| (key, value))
+                .collect(),
+        )
+    }
+
+    /// The metric of `kind` named `name` with exactly `labels`.
+    fn value(&self, kind: MetricKind, name: &str, labels: &[(&str, &str)]) -> &DebugValue {
+        let matches = |key: &CompositeKey| {
+            let mut found: Vec<(&str, &str)> =
+                key.key().labels().map(|l| (l.key(), l.value())).collect();
+            let mut wanted = labels.to_vec();
+            found.sort();
+            wanted.sort();
+            key.kind() == kind && key.key().name() == name && found == wanted
+        };
+        self.0
+            .iter()
+            .find(|(key, _)| matches(key))
+            .map(|(_, value)| value)
+            .unwrap_or_else(|| panic!("no {kind:?} {name} {labels:?}"))
+    }
+
+    fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        match self.value(MetricKind::Counter, name, labels) {
+            DebugValue::Counter(n) => *n,
+            other => panic!("{name} {labels:?}: {other:?}"),
+        }
+    }
+
+    fn calls(&self, function: &str, kind: &str, outcome: &str) -> u64 {
+        let function = format!("metrics_facade::{function}");
+        let labels = [
+            ("function", &*function),
+            ("kind", kind),
+            ("outcome", outcome),
+        ];
+        self.counter("resilience_calls_total", &labels)
+    }
+
+    /// The durations recorded for `function` and `outcome`, in seconds.
+    fn durations(&self, function: &str, outcome: &str) -> Vec<f64> {
+        let function = format!("metrics_facade::{function}");
+        let labels = [("function", &*function), ("outcome", outcome)];
+        let name = "resilience_call_duration_seconds";
+        match self.value(MetricKind::Histogram, name, &labels) {
+            DebugValue::Histogram(values) => values.iter().map(|v| v.into_inner()).collect(),
+            other => panic!("{function} {outcome}: {other:?}"),
+        }
+    }
+
+    fn gauge(&self, breaker: &str, state: &str) -> f64 {
+        let labels = [("breaker", breaker), ("state", state)];
+        match self.value(
+            MetricKind::Gauge,
+            "resilience_circuitbreaker_state",
+            &labels,
+        ) {
+            DebugValue::Gauge(value) => value.into_inner(),
+            other => panic!("{breaker} {state}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_attribute_records_its_calls_by_name_and_outcome() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder.install().unwrap();
+
+    // Timeouts: a success, a timeout, a fail-soft timeout.
+    quick().await.unwrap();
+    quick().await.unwrap();
+    assert!(slow().await.is_err());
+    assert_eq!(soft().await, 0);
+    let seen = Seen::take(&snapshotter);
+    assert_eq!(seen.calls("quick", "timeout", "success"), 2);
+    assert_eq!(seen.calls("slow", "timeout", "timeout"), 1);
+    assert_eq!(seen.calls("soft", "timeout", "fail_soft"), 1);
+    assert_eq!(seen.calls("soft", "timeout", "timeout"), 0);
+    assert_eq!(seen.durations("quick", "success").len(), 2);
+    // A timed-out call ran until its deadline; the fail-soft one returned a
+    // value, a success.
+    assert_eq!(seen.durations("slow", "failure"), [0.01]);
+    assert_eq!(seen.durations("soft", "success"), [0.01]);
+
+    // A retry that succeeds on the third attempt: one call, two retries.
+    assert_eq!(third_time_lucky().await.unwrap(), 3);
+    let seen = Seen::take(&snapshotter);
+    assert_eq!(seen.calls("third_time_lucky", "retry", "success"), 1);
+    let function = [("function", "metrics_facade::third_time_lucky")];
+    assert_eq!(seen.counter("resilience_retries_total", &function), 2);
+    // 10 ms then 20 ms of backoff: the whole call, retries included.
+    assert_eq!(seen.durations("third_time_lucky", "success"), [0.03]);
+
+    // A breaker: a success, then forced open, a rejection.
+    guarded().await.unwrap();
+    let seen = Seen::take(&snapshotter);
+    assert_eq!(seen.calls("guarded", "breaker", "success"), 1);
+    assert_eq!(seen.gauge("metrics-exchange", "closed"), 1.0);
+    assert!(breaker::force_open("metrics-exchange"));
+    assert!(matches!(guarded().await, Err(Failed::Rejected(_))));
+    let seen = Seen::take(&snapshotter);
+    assert_eq!(seen.calls("guarded", "breaker", "rejected"), 1);
+    assert_eq!(seen.durations("guarded", "failure").len(), 1);
+    let transition = [
+        ("breaker", "metrics-exchange"),
+        ("from", "closed"),
+        ("to", "forced_open"),
+    ];
+    let transitions = "resilience_circuitbreaker_transitions_total";
+    assert_eq!(seen.counter(transitions, &transition), 1);
+    for (state, expected) in [
+        ("closed", 0.0),
+        ("open", 0.0),
+        ("half_open", 0.0),
+        ("forced_open", 1.0),
+        ("forced_closed", 0.0),
+    ] {
+        assert_eq!(seen.gauge("metrics-exchange", state), expected, "{state}");
+    }
+    breaker::reset("metrics-exchange");
+
+    #[cfg(feature = "tch")]
+    device::a_real_fallback_is_counted(&snapshotter);
+}
+
+#[cfg(feature = "tch")]
+mod device {
+    use metrics_util::debugging::Snapshotter;
+    use resilience_runtime::safe_mps_op;
+    use tch::{Device, Tensor};
+
+    use super::Seen;
+
+    #[safe_mps_op]
+    fn doubled(x: &Tensor, device: Device) -> Tensor {
+        x.to_device(device) * 2
+    }
+
+    /// MPS requested where there is none: a real device error, a CPU rerun.
+    pub(super) fn a_real_fallback_is_counted(snapshotter: &Snapshotter) {
+        let x = Tensor::from_slice(&[1.0f32]);
+        let _ = doubled(&x, Device::Cpu);
+        let _ = doubled(&x, Device::Mps);
+        let seen = Seen::take(snapshotter);
+        assert_eq!(seen.calls("device::doubled", "device", "success"), 1);
+        assert_eq!(seen.calls("device::doubled", "device", "fallback"), 1);
+        let labels = [
+            ("function", "metrics_facade::device::doubled"),
+            ("device", "mps"),
+            ("reason", "unavailable"),
+        ];
+        assert_eq!(
+            seen.counter("resilience_device_fallbacks_total", &labels),
+            1
+        );
+    }
+}
