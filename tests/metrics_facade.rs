@@ -9,7 +9,7 @@ use std::time::Duration;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use metrics_util::{CompositeKey, MetricKind};
 use resilience_runtime::{
-    CircuitOpenError, TimeoutError, breaker, circuit_breaker, retry, timeout_async,
+    CircuitOpenError, TimeoutError, breaker, circuit_breaker, monitor, retry, timeout_async,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,11 @@ async fn third_time_lucky() -> Result<u32, Failed> {
 #[circuit_breaker(name = "metrics-exchange")]
 async fn guarded() -> Result<u32, Failed> {
     Ok(4)
+}
+
+#[monitor]
+fn parsed(text: &str) -> Result<u32, std::num::ParseIntError> {
+    text.parse()
 }
 
 /// What was recorded since the last snapshot: the debugging recorder hands
@@ -185,6 +190,14 @@ async fn every_attribute_records_its_calls_by_name_and_outcome() {
         assert_eq!(seen.gauge("metrics-exchange", state), expected, "{state}");
     }
     breaker::reset("metrics-exchange");
+
+    // `#[monitor]` on a sync function: a success and a failure.
+    parsed("1").unwrap();
+    parsed("one").unwrap_err();
+    let seen = Seen::take(&snapshotter);
+    assert_eq!(seen.calls("parsed", "monitor", "success"), 1);
+    assert_eq!(seen.calls("parsed", "monitor", "failure"), 1);
+    assert_eq!(seen.durations("parsed", "failure").len(), 1);
 
     #[cfg(feature = "tch")]
     device::a_real_fallback_is_counted(&snapshotter);

@@ -36,7 +36,10 @@ async fn percentiles_are_within_one_percent() {
     assert_eq!(latency.max(), Duration::from_millis(100));
 
     let report = monitor::report().to_string();
-    let row = report.lines().find(|line| line.contains("monitor::sleeps")).unwrap();
+    let row = report
+        .lines()
+        .find(|line| line.contains("monitor::sleeps"))
+        .unwrap();
     assert!(row.contains("100.00ms"), "{report}");
 }
 
@@ -67,7 +70,11 @@ async fn the_window_forgets_calls_older_than_it() {
     assert_eq!(monitor::latency(&function("once")).unwrap().count(), 1);
     tokio::time::advance(Duration::from_secs(11)).await;
     assert_eq!(monitor::latency(&function("once")), None);
-    assert!(monitor::all().iter().all(|(name, _)| *name != function("once")));
+    assert!(
+        monitor::all()
+            .iter()
+            .all(|(name, _)| *name != function("once"))
+    );
 }
 
 #[timeout_async("1s")]

@@ -32,6 +32,13 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
     composable(args, item, expand::circuit_breaker)
 }
 
+/// Records the latency of a function and reports slow calls. See
+/// `resilience_runtime::monitor`.
+#[proc_macro_attribute]
+pub fn monitor(args: TokenStream, item: TokenStream) -> TokenStream {
+    composable(args, item, expand::monitor)
+}
+
 /// Runs a tensor op on the CPU when the device fails. See
 /// `resilience_runtime::safe_mps_op`.
 #[proc_macro_attribute]

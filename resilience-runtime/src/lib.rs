@@ -142,6 +142,31 @@ pub use resilience_macros::retry;
 #[doc(inline)]
 pub use resilience_macros::circuit_breaker;
 
+/// Measures a function that needs no other policy: its latency goes to the
+/// [`monitor`](mod@monitor) and the metrics (`kind = "monitor"`), and a call
+/// slower than `slow` is one WARN event (`function`, `elapsed_ms`,
+/// `slow_ms`), at most one a second per function.
+///
+/// ```
+/// use resilience_runtime::monitor;
+///
+/// #[monitor(slow = "50ms", name = "api_call")]
+/// fn handle(request: &str) -> Result<usize, std::io::Error> {
+///     Ok(request.len())
+/// }
+///
+/// handle("GET /").unwrap();
+/// assert_eq!(monitor::latency("api_call").unwrap().count(), 1);
+/// ```
+///
+/// On a sync or async function, alone or composed in written order with the
+/// other attributes. Arguments (all optional): `slow = "…"` (no report when
+/// not given), `name = "…"` (the name it is recorded under, instead of its
+/// path), `policy = "…"`. A policy file sets `slow` and `enabled` in a
+/// `monitor` table.
+#[doc(inline)]
+pub use resilience_macros::monitor;
+
 /// Runs a tensor op again on the CPU when its device fails.
 ///
 /// Put it on a sync or async function (or method) that does `tch` work. A
@@ -195,6 +220,7 @@ pub use sites::sites;
 pub mod __private {
     pub use crate::deadline::FromTimeout;
     pub use crate::deadline::site::TimeoutSite;
+    pub use crate::monitor::site::{Entered, MonitorSite};
     pub use crate::policy::Kind;
     pub use crate::policy::state::all_off;
     pub use crate::registry::{

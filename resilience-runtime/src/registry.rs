@@ -16,7 +16,7 @@ use crate::breaker::site::BreakerSite;
 use crate::deadline::site::TimeoutSite;
 #[cfg(feature = "tch")]
 use crate::device::site::DeviceSite;
-use crate::monitor;
+use crate::monitor::{self, MonitorSite};
 use crate::policy::Kind;
 use crate::retry::run::RetrySite;
 #[cfg(feature = "metrics")]
@@ -54,6 +54,8 @@ pub enum LayerSite {
     /// `#[safe_mps_op]`
     #[cfg(feature = "tch")]
     Device(&'static DeviceSite),
+    /// `#[monitor]`
+    Monitor(&'static MonitorSite),
 }
 
 impl LayerSite {
@@ -64,6 +66,7 @@ impl LayerSite {
             LayerSite::Breaker(_) => Kind::Breaker,
             #[cfg(feature = "tch")]
             LayerSite::Device(_) => Kind::Device,
+            LayerSite::Monitor(_) => Kind::Monitor,
         }
     }
 
@@ -77,6 +80,7 @@ impl LayerSite {
             LayerSite::Breaker(site) => site.keys(),
             #[cfg(feature = "tch")]
             LayerSite::Device(site) => site.keys(),
+            LayerSite::Monitor(site) => site.keys(),
         }
     }
 
@@ -119,12 +123,24 @@ impl Function {
         self.monitor.record(now, nanos, failed);
         #[cfg(feature = "metrics")]
         self.durations.update(
-            |recorder| telemetry::durations(recorder, self.path()),
+            |recorder| telemetry::durations(recorder, self.label()),
             |[success, failure]| {
                 let seconds = nanos as f64 / 1e9;
                 if failed { failure } else { success }.record(seconds);
             },
         );
+    }
+
+    /// The name it is recorded under in the monitor and the metrics: its
+    /// `#[monitor(name = "…")]`, or else its path.
+    pub fn label(&self) -> &'static str {
+        self.layers
+            .iter()
+            .find_map(|layer| match layer {
+                LayerSite::Monitor(site) => site.name,
+                _ => None,
+            })
+            .unwrap_or_else(|| self.path())
     }
 
     pub(crate) fn monitor(&self) -> &monitor::Site {

@@ -65,6 +65,15 @@ pub enum Layer {
         /// Its `policy = "…"` name.
         policy: Option<&'static str>,
     },
+    /// `#[monitor]`.
+    Monitor {
+        /// The name it is recorded under, when it has its own.
+        name: Option<&'static str>,
+        /// Calls slower than this are reported; `None` when none is.
+        slow: Option<Duration>,
+        /// Its `policy = "…"` name.
+        policy: Option<&'static str>,
+    },
     /// `#[safe_mps_op]`.
     #[cfg(feature = "tch")]
     Device {
@@ -117,6 +126,11 @@ impl LayerSite {
             #[cfg(feature = "tch")]
             LayerSite::Device(site) => Layer::Device {
                 fallback: site.options_in_force().map(|options| options.fallback),
+                policy: site.policy,
+            },
+            LayerSite::Monitor(site) => Layer::Monitor {
+                name: site.name,
+                slow: site.slow_in_force(),
                 policy: site.policy,
             },
         }

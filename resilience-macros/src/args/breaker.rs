@@ -66,6 +66,7 @@ impl BreakerArgs {
                         "expected a breaker name as text, such as `name = \"exchange\"`",
                     )),
                 },
+                "policy" => super::policy_name(&value).map(|v| args.policy = Some(v)),
                 other => Err(Error::new(
                     name.span(),
                     format!("unknown argument `{other}`; {VALID}"),

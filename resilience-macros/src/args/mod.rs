@@ -8,12 +8,14 @@ mod breaker;
 #[cfg(feature = "tch")]
 mod device;
 mod duration;
+mod monitor;
 mod retry;
 mod timeout;
 
 pub(crate) use breaker::BreakerArgs;
 #[cfg(feature = "tch")]
 pub(crate) use device::DeviceArgs;
+pub(crate) use monitor::MonitorArgs;
 pub(crate) use retry::RetryArgs;
 pub(crate) use timeout::TimeoutArgs;
 

@@ -12,13 +12,14 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Attribute, Ident, Meta};
 
-// The `retry` leaf is named `super::retry`: `retry` here is the entry point.
+// The `retry` and `monitor` leaves are named `super::…`: here those names are
+// the entry points.
 #[cfg(feature = "tch")]
 use super::device::Device;
 use super::{breaker, declare_function, fake_return_edge, private_ident, timeout};
 #[cfg(feature = "tch")]
 use crate::args::DeviceArgs;
-use crate::args::{BreakerArgs, Errors, RetryArgs, TimeoutArgs};
+use crate::args::{BreakerArgs, Errors, MonitorArgs, RetryArgs, TimeoutArgs};
 use crate::item::{AsyncBody, FnItem};
 
 pub(crate) fn timeout_async(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
@@ -34,6 +35,11 @@ pub(crate) fn retry(args: TokenStream, item: TokenStream) -> syn::Result<TokenSt
 pub(crate) fn circuit_breaker(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let own = BreakerArgs::parse(args).map(|args| Attr::Layer(Layer::Breaker(args)));
     expand("circuit_breaker", own, item)
+}
+
+pub(crate) fn monitor(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let own = MonitorArgs::parse(args).map(|args| Attr::Layer(Layer::Monitor(args)));
+    expand("monitor", own, item)
 }
 
 #[cfg(feature = "tch")]
@@ -52,7 +58,8 @@ enum Attr {
     Device(DeviceArgs),
 }
 
-/// What a layer wraps: the body's future, or the expression of an inner layer.
+/// What a layer wraps: the body's future (the body's value, in a sync
+/// function), or the expression of an inner layer.
 enum Inner {
     Future(TokenStream),
     Expr(TokenStream),
@@ -81,6 +88,7 @@ enum Layer {
     Timeout(TimeoutArgs),
     Retry(RetryArgs),
     Breaker(BreakerArgs),
+    Monitor(MonitorArgs),
 }
 
 impl Layer {
@@ -90,13 +98,19 @@ impl Layer {
             Layer::Timeout(_) => "timeout_async",
             Layer::Retry(_) => "retry",
             Layer::Breaker(_) => "circuit_breaker",
+            Layer::Monitor(_) => "monitor",
         }
+    }
+
+    /// Whether it needs an `async fn`: all but `#[monitor]` do.
+    fn needs_async(&self) -> bool {
+        !matches!(self, Layer::Monitor(_))
     }
 
     /// Checks what this layer needs of the function.
     fn check(&self, item: &FnItem) -> syn::Result<()> {
         match self {
-            Layer::Timeout(_) | Layer::Breaker(_) => Ok(()),
+            Layer::Timeout(_) | Layer::Breaker(_) | Layer::Monitor(_) => Ok(()),
             Layer::Retry(_) => super::retry::check(item),
         }
     }
@@ -122,6 +136,10 @@ impl Layer {
                 quote!(#private::breaker::BreakerSite),
                 breaker::site(args, function),
             ),
+            Layer::Monitor(args) => (
+                quote!(#private::MonitorSite),
+                super::monitor::site(args, function),
+            ),
         };
         quote!(static #site: #ty = #value;)
     }
@@ -132,6 +150,7 @@ impl Layer {
             Layer::Timeout(_) => quote!(Timeout),
             Layer::Retry(_) => quote!(Retry),
             Layer::Breaker(_) => quote!(Breaker),
+            Layer::Monitor(_) => quote!(Monitor),
         };
         quote!(::resilience_runtime::__private::LayerSite::#kind(&#site))
     }
@@ -149,6 +168,7 @@ impl Layer {
             Layer::Timeout(args) => timeout::wrap(args, item, inner.into_future(), site),
             Layer::Retry(args) => super::retry::wrap(args, item, inner.into_expr(), site),
             Layer::Breaker(_) => breaker::wrap(item, inner.into_expr(), site, retrier),
+            Layer::Monitor(_) => super::monitor::wrap(inner.into_expr(), site),
         }
     }
 }
@@ -211,7 +231,7 @@ fn expand(attr: &str, own: syn::Result<Attr>, item: TokenStream) -> syn::Result<
     if let Some(own) = errors.take(own) {
         plan.push(own);
     }
-    let expected = if plan.has_device {
+    let expected = if plan.has_device || attr == "monitor" {
         "a function"
     } else {
         "an `async fn`"
@@ -222,18 +242,25 @@ fn expand(attr: &str, own: syn::Result<Attr>, item: TokenStream) -> syn::Result<
             plan.push(below);
         }
     }
-    // The layers need an async body; the device layer alone takes any.
-    let async_attr = match plan.layers().next() {
-        _ if attr != "safe_mps_op" => Some(attr),
-        Some(layer) => Some(layer.name()),
-        None => None,
+    // Timeouts, retries and breakers need an async body; the device and
+    // monitor layers take any.
+    let async_attr = if matches!(attr, "timeout_async" | "retry" | "circuit_breaker") {
+        Some(attr)
+    } else {
+        plan.layers().find(|l| l.needs_async()).map(Layer::name)
     };
     let body = item.as_ref().and_then(|item| {
         errors.take(match async_attr {
             Some(async_attr) => item.async_body(async_attr),
-            None => item.body(attr).map(AsyncBody::Native),
+            None => item
+                .async_body(attr)
+                .or_else(|_| item.body(attr).map(AsyncBody::Native)),
         })
     });
+    let sync = item
+        .as_ref()
+        .is_some_and(|item| item.sig.asyncness.is_none())
+        && matches!(body, Some(AsyncBody::Native(_)));
     if let Some(item) = &item {
         for layer in plan.layers() {
             errors.take(layer.check(item));
@@ -260,11 +287,11 @@ fn expand(attr: &str, own: syn::Result<Attr>, item: TokenStream) -> syn::Result<
         let AsyncBody::Native(stmts) = body else {
             unreachable!("reported above");
         };
-        return Ok(with_device(plan, device, item, stmts));
+        return Ok(with_device(plan, device, item, stmts, sync));
     }
     let layers = plan.outer;
     let body = match body {
-        AsyncBody::Native(stmts) => compose(&layers, &item, stmts),
+        AsyncBody::Native(stmts) => compose(&layers, &item, stmts, sync),
         AsyncBody::AsyncTrait {
             prefix,
             mut call,
@@ -272,7 +299,7 @@ fn expand(attr: &str, own: syn::Result<Attr>, item: TokenStream) -> syn::Result<
         } => {
             // `#[async_trait]` already pins the output type inside its block.
             let stmts = &future.block.stmts;
-            let wrapped = compose(&layers, &item, quote!(#(#stmts)*));
+            let wrapped = compose(&layers, &item, quote!(#(#stmts)*), false);
             call.args[0] = syn::parse_quote!(async move { #wrapped });
             quote!(#(#prefix)* #call)
         }
@@ -284,8 +311,8 @@ fn expand(attr: &str, own: syn::Result<Attr>, item: TokenStream) -> syn::Result<
 }
 
 /// The body `stmts` of `item` under every layer, outermost first, with the
-/// function declared.
-fn compose(layers: &[Layer], item: &FnItem, stmts: TokenStream) -> TokenStream {
+/// function declared; `sync` for a function that is not async.
+fn compose(layers: &[Layer], item: &FnItem, stmts: TokenStream, sync: bool) -> TokenStream {
     let sites = site_idents(0, layers.len());
     let entries = layers
         .iter()
@@ -293,7 +320,10 @@ fn compose(layers: &[Layer], item: &FnItem, stmts: TokenStream) -> TokenStream {
         .map(|(layer, site)| layer.entry(site));
     let (function, declaration) = declare_function(item, &entries.collect::<Vec<_>>());
     let statics = statics(layers, &sites, &function);
-    let body = measured(&function, layered(layers, &sites, item, stmts, &function));
+    let body = measured(
+        &function,
+        layered(layers, &sites, item, stmts, &function, sync),
+    );
     quote! {
         #declaration
         #statics
@@ -305,7 +335,13 @@ fn compose(layers: &[Layer], item: &FnItem, stmts: TokenStream) -> TokenStream {
 /// the layers written above it wrap the device's runner, and the layers
 /// written below it run inside each device attempt.
 #[cfg(feature = "tch")]
-fn with_device(plan: Plan, device: Device, mut item: FnItem, stmts: TokenStream) -> TokenStream {
+fn with_device(
+    plan: Plan,
+    device: Device,
+    mut item: FnItem,
+    stmts: TokenStream,
+    sync: bool,
+) -> TokenStream {
     let Plan { outer, inner, .. } = plan;
     let outer_sites = site_idents(0, outer.len());
     let inner_sites = site_idents(outer.len(), inner.len());
@@ -331,7 +367,7 @@ fn with_device(plan: Plan, device: Device, mut item: FnItem, stmts: TokenStream)
     // Inner layers see the arguments as the user wrote them; the device layer
     // binds them in its closure, whose parameters lose a `mut` the inner
     // layers' own bindings now carry.
-    let stmts = layered(&inner, &inner_sites, &item, stmts, &function);
+    let stmts = layered(&inner, &inner_sites, &item, stmts, &function, sync);
     for layer in &inner {
         layer.prepare(&mut item);
     }
@@ -340,7 +376,7 @@ fn with_device(plan: Plan, device: Device, mut item: FnItem, stmts: TokenStream)
         .wrap(&mut item, Some(stmts), &device_site);
     let body = measured(
         &function,
-        layered(&outer, &outer_sites, &item, stmts, &function),
+        layered(&outer, &outer_sites, &item, stmts, &function, sync),
     );
     for layer in &outer {
         layer.prepare(&mut item);
@@ -391,15 +427,16 @@ fn statics(layers: &[Layer], sites: &[Ident], function: &Ident) -> TokenStream {
 /// settings are in `sites`; `stmts` as they are when there are none.
 ///
 /// The body is written once. With a retry it becomes an async closure over
-/// the arguments, which each attempt calls again; otherwise an async block.
-/// When the kill switch has turned every layer of the function off, the
-/// function awaits the body directly.
+/// the arguments, which each attempt calls again; otherwise an async block,
+/// or in a `sync` function a closure. When the kill switch has turned every
+/// layer of the function off, the function runs the body directly.
 fn layered(
     layers: &[Layer],
     sites: &[Ident],
     item: &FnItem,
     stmts: TokenStream,
     function: &Ident,
+    sync: bool,
 ) -> TokenStream {
     if layers.is_empty() {
         return stmts;
@@ -408,7 +445,12 @@ fn layered(
     let body = private_ident("__resilience_body");
     let fake_return = fake_return_edge(item.output_type());
     let retried = layers.iter().any(|l| matches!(l, Layer::Retry(_)));
-    let (define, call) = if retried {
+    let (define, call) = if sync {
+        (
+            quote!(let #body = || { #fake_return #stmts };),
+            quote!(#body()),
+        )
+    } else if retried {
         let fresh = super::retry::fresh_arguments(item);
         (
             quote! {
@@ -424,12 +466,17 @@ fn layered(
         )
     };
     let retrier = super::retry::retrier();
+    let (innermost, direct) = if sync {
+        (Inner::Expr(call.clone()), call)
+    } else {
+        (Inner::Future(call.clone()), quote!(#call.await))
+    };
     let layered = layers
         .iter()
         .zip(sites)
         .enumerate()
         .rev()
-        .fold(Inner::Future(call.clone()), |inner, (i, (layer, site))| {
+        .fold(innermost, |inner, (i, (layer, site))| {
             let retried = layers[..i].iter().any(|l| matches!(l, Layer::Retry(_)));
             Inner::Expr(layer.wrap(item, inner, site, retried.then_some(&retrier)))
         })
@@ -437,7 +484,7 @@ fn layered(
     quote! {
         #define
         if #private::all_off(&#function) {
-            return #call.await;
+            return #direct;
         }
         #layered
     }
@@ -458,6 +505,9 @@ fn take_below(attrs: &mut [Attribute], mut device: bool, errors: &mut Errors) ->
             }
             Some("circuit_breaker") => {
                 |tokens| BreakerArgs::parse(tokens).map(|args| Attr::Layer(Layer::Breaker(args)))
+            }
+            Some("monitor") => {
+                |tokens| MonitorArgs::parse(tokens).map(|args| Attr::Layer(Layer::Monitor(args)))
             }
             #[cfg(feature = "tch")]
             Some("safe_mps_op") => |tokens| DeviceArgs::parse(tokens).map(Attr::Device),
@@ -495,9 +545,15 @@ fn take_below(attrs: &mut [Attribute], mut device: bool, errors: &mut Errors) ->
 fn ours(attr: &Attribute) -> Option<&'static str> {
     let path = attr.path();
     let name = path.segments.last()?.ident.to_string();
-    let name = ["timeout_async", "retry", "circuit_breaker", "safe_mps_op"]
-        .into_iter()
-        .find(|known| name == *known)?;
+    let name = [
+        "timeout_async",
+        "retry",
+        "circuit_breaker",
+        "monitor",
+        "safe_mps_op",
+    ]
+    .into_iter()
+    .find(|known| name == *known)?;
     match path.segments.len() {
         1 => Some(name),
         2 => {

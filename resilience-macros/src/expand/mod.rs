@@ -6,12 +6,13 @@ mod breaker;
 mod compose;
 #[cfg(feature = "tch")]
 mod device;
+mod monitor;
 mod retry;
 mod timeout;
 
 #[cfg(feature = "tch")]
 pub(crate) use compose::safe_mps_op;
-pub(crate) use compose::{circuit_breaker, is_composed, quieted, retry, timeout_async};
+pub(crate) use compose::{circuit_breaker, is_composed, monitor, quieted, retry, timeout_async};
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;

@@ -135,7 +135,7 @@ impl BreakerSite {
                 telemetry::breaker_state(breaker.name(), breaker.state());
                 telemetry::calls(
                     recorder,
-                    self.function.path(),
+                    self.function.label(),
                     "breaker",
                     ["success", "failure", "rejected"],
                 )

@@ -47,7 +47,7 @@ impl TimeoutSite {
         self.calls.update(
             |recorder| {
                 let outcomes = ["success", "timeout", "fail_soft"];
-                telemetry::calls(recorder, self.function.path(), "timeout", outcomes)
+                telemetry::calls(recorder, self.function.label(), "timeout", outcomes)
             },
             |calls| {
                 let outcome = match &result {

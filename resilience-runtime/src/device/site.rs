@@ -219,7 +219,7 @@ impl DeviceSite {
             self.fallbacks[slot].fetch_add(1, Relaxed);
         }
         #[cfg(feature = "metrics")]
-        telemetry::device_fallback(self.function(), _device(), reason(kind));
+        telemetry::device_fallback(self.function.label(), _device(), reason(kind));
     }
 
     /// Counts how a call was served.
@@ -229,7 +229,7 @@ impl DeviceSite {
         self.outcomes.update(
             |recorder| {
                 let outcomes = ["success", "fallback", "failure"];
-                telemetry::calls(recorder, self.function(), "device", outcomes)
+                telemetry::calls(recorder, self.function.label(), "device", outcomes)
             },
             |outcomes| outcomes[_served as usize].increment(1),
         );

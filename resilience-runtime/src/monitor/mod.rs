@@ -33,6 +33,7 @@
 //! # }).unwrap();
 //! ```
 
+pub(crate) mod site;
 mod window;
 
 use std::fmt;
@@ -43,6 +44,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::registry::functions;
+pub(crate) use site::MonitorSite;
 use window::{SLICES, Totals, Window};
 
 /// The latency of one function over the window.
@@ -101,13 +103,13 @@ impl Latency {
     }
 }
 
-/// The latency of `function` (its path, as in errors and policy keys) over
-/// the window; `None` for a function with no call in it, or none of that
+/// The latency of `function` (its path, as in errors and policy keys, or
+/// its `#[monitor(name = "…")]`) over the window; `None` for a function with no call in it, or none of that
 /// name.
 pub fn latency(function: &str) -> Option<Latency> {
     let now = epoch(nanos(Instant::now()));
     functions()
-        .find(|f| f.path() == function)
+        .find(|f| f.label() == function)
         .and_then(|f| f.monitor().totals(now))
         .and_then(|totals| Latency::of(&totals))
 }
@@ -118,7 +120,7 @@ pub fn all() -> Vec<(&'static str, Latency)> {
     functions()
         .filter_map(|f| {
             let totals = f.monitor().totals(now)?;
-            Some((f.path(), Latency::of(&totals)?))
+            Some((f.label(), Latency::of(&totals)?))
         })
         .collect()
 }

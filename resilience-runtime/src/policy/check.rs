@@ -60,6 +60,7 @@ fn tables(entry: &Entry) -> impl Iterator<Item = (Kind, &'static str)> {
             .circuit_breaker
             .map(|_| (Kind::Breaker, "circuit_breaker")),
         entry.device.map(|_| (Kind::Device, "device")),
+        entry.monitor.map(|_| (Kind::Monitor, "monitor")),
     ]
     .into_iter()
     .flatten()

@@ -50,7 +50,7 @@ pub(crate) struct PolicyFile {
     /// `false` turns every attribute into a pass-through.
     #[serde(default = "yes")]
     pub(crate) enabled: bool,
-    /// Kinds turned into pass-throughs: `timeout`, `retry`, `breaker`, `device`.
+    /// Kinds turned into pass-throughs: `timeout`, `retry`, `breaker`, `device`, `monitor`.
     #[serde(default)]
     pub(crate) disabled_kinds: Vec<Kind>,
     /// Per function path or `policy = "…"` name.
@@ -75,6 +75,8 @@ pub enum Kind {
     Breaker,
     /// `#[safe_mps_op]`
     Device,
+    /// `#[monitor]`
+    Monitor,
 }
 
 /// What one entry overrides.
@@ -94,6 +96,8 @@ pub(crate) struct Entry {
     #[cfg_attr(not(feature = "tch"), allow(dead_code))]
     #[serde(default)]
     pub(crate) device: Option<DeviceEntry>,
+    #[serde(default)]
+    pub(crate) monitor: Option<MonitorEntry>,
 }
 
 /// Field by field: each field of `self`, or else of `other`.
@@ -113,7 +117,13 @@ macro_rules! or_fields {
     };
 }
 
-or_fields!(Entry { enabled, timeout }, retry, circuit_breaker, device);
+or_fields!(
+    Entry { enabled, timeout },
+    retry,
+    circuit_breaker,
+    device,
+    monitor
+);
 or_fields!(RetryEntry {
     enabled,
     attempts,
@@ -132,6 +142,7 @@ or_fields!(BreakerEntry {
     half_open_probes,
     slow_call
 });
+or_fields!(MonitorEntry { enabled, slow });
 or_fields!(DeviceEntry {
     enabled,
     fallback,
@@ -173,6 +184,13 @@ pub(crate) struct DeviceEntry {
     pub(crate) return_to: Option<ReturnTo>,
     pub(crate) sticky: Option<bool>,
     pub(crate) retries: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MonitorEntry {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) slow: Option<Limit>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -277,6 +295,7 @@ impl fmt::Display for Kind {
             Kind::Retry => "retry",
             Kind::Breaker => "breaker",
             Kind::Device => "device",
+            Kind::Monitor => "monitor",
         })
     }
 }

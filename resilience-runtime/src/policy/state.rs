@@ -21,6 +21,7 @@ fn kind_bit(kind: Kind) -> u32 {
         Kind::Retry => 1 << 4,
         Kind::Breaker => 1 << 5,
         Kind::Device => 1 << 6,
+        Kind::Monitor => 1 << 7,
     }
 }
 
@@ -81,10 +82,11 @@ fn env_off(value: &str) -> u32 {
             "retry" => kind_bit(Kind::Retry),
             "breaker" => kind_bit(Kind::Breaker),
             "device" => kind_bit(Kind::Device),
+            "monitor" => kind_bit(Kind::Monitor),
             _ => {
                 tracing::warn!(
                     value = word,
-                    "RESILIENCE_DISABLE: unknown kind ignored; valid ones are all, timeout, retry, breaker and device"
+                    "RESILIENCE_DISABLE: unknown kind ignored; valid ones are all, timeout, retry, breaker, device and monitor"
                 );
                 0
             }
@@ -135,6 +137,7 @@ fn entry_off(flags: u32, kind: Kind, keys: &[Option<&'static str>]) -> bool {
                 Kind::Retry => entry.retry.and_then(|r| r.enabled),
                 Kind::Breaker => entry.circuit_breaker.and_then(|b| b.enabled),
                 Kind::Device => entry.device.and_then(|d| d.enabled),
+                Kind::Monitor => entry.monitor.and_then(|m| m.enabled),
             };
             (enabled, ())
         }),

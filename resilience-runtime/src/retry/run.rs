@@ -52,7 +52,7 @@ impl RetrySite {
         #[cfg(feature = "metrics")]
         self.counters.update(
             |recorder| {
-                let function = self.function.path();
+                let function = self.function.label();
                 (
                     telemetry::calls(recorder, function, "retry", ["success", "failure"]),
                     telemetry::counter(recorder, telemetry::RETRIES, "function", function),

@@ -39,6 +39,19 @@ impl Counter {
     }
 }
 
+/// Measured, sync.
+#[::resilience_runtime::monitor(slow = "5ms", name = "hygiene_parse", policy = "hygiene")]
+pub fn measured(text: &::core::primitive::str) -> ::core::option::Option<::core::primitive::usize> {
+    ::core::option::Option::Some(text.len())
+}
+
+/// Measured inside a deadline.
+#[::resilience_runtime::timeout_async(ms = 10)]
+#[::resilience_runtime::monitor]
+pub async fn measured_later(x: u32) -> ::core::result::Result<u32, Failed> {
+    ::core::result::Result::Ok(x)
+}
+
 /// Tensor functions, with the `tch` feature.
 #[cfg(feature = "tch")]
 pub mod tensors {
