@@ -37,6 +37,18 @@ fn main() -> ExitCode {
 fn test() -> Result<(), String> {
     Step::new("formatting").cargo(Cargo::new(["fmt", "--all", "--", "--check"]))?;
     Step::new("clippy").cargo(Cargo::new(clippy(&[])))?;
+    // The runtime without its default `metrics` feature.
+    let without_metrics = [
+        "clippy",
+        "--package",
+        "resilience-runtime",
+        "--no-default-features",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ];
+    Step::new("clippy, without metrics").cargo(Cargo::new(without_metrics))?;
     let mut summary = Step::new("tests").cargo_counting(Cargo::new(["test", "--workspace"]))?;
     // The atomics of the circuit breaker, under every interleaving `loom`
     // explores; a target directory of their own keeps the main build cached.

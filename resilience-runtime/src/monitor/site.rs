@@ -68,6 +68,8 @@ impl MonitorSite {
         let Some(started) = entered.0 else {
             return;
         };
+        #[cfg(not(feature = "metrics"))]
+        let _ = failed;
         #[cfg(feature = "metrics")]
         self.calls.update(
             |recorder| {
