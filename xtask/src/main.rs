@@ -97,6 +97,7 @@ fn test() -> Result<(), String> {
 
 fn demo() -> Result<(), String> {
     Step::new("quickstart").cargo(Cargo::new(["run", "--quiet", "--example", "quickstart"]))?;
+    Step::new("metrics").cargo(Cargo::new(["run", "--quiet", "--example", "metrics"]))?;
     let torch = libtorch::provision()?;
     let example = [
         "run",
