@@ -70,9 +70,13 @@ fn scrape(address: SocketAddr) -> String {
     for _ in 0..50 {
         if let Ok(mut stream) = TcpStream::connect(address) {
             let request = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-            stream.write_all(request.as_bytes()).expect("a request sent");
+            stream
+                .write_all(request.as_bytes())
+                .expect("a request sent");
             let mut response = String::new();
-            stream.read_to_string(&mut response).expect("a response read");
+            stream
+                .read_to_string(&mut response)
+                .expect("a response read");
             return response;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -99,10 +103,16 @@ async fn main() {
         let _ = place(false).await;
     }
     let rejected = place(true).await;
-    println!("breaker after four failures: {:?} ({rejected:?})", breaker::state("exchange"));
+    println!(
+        "breaker after four failures: {:?} ({rejected:?})",
+        breaker::state("exchange")
+    );
     tokio::time::sleep(Duration::from_millis(120)).await;
     place(true).await.expect("the probe succeeds");
-    println!("breaker after a successful probe: {:?}", breaker::state("exchange"));
+    println!(
+        "breaker after a successful probe: {:?}",
+        breaker::state("exchange")
+    );
     for ms in [5, 15, 40] {
         let _ = recommendations(ms).await;
     }
@@ -111,7 +121,10 @@ async fn main() {
         .await
         .expect("the scrape ran");
     println!("\n--- /metrics (resilience_* lines) ---");
-    for line in response.lines().filter(|line| line.starts_with("resilience_")) {
+    for line in response
+        .lines()
+        .filter(|line| line.starts_with("resilience_"))
+    {
         println!("{line}");
     }
     println!("\n--- monitor::report() ---\n{}", monitor::report());

@@ -104,3 +104,27 @@ fn sites_list_the_layers_in_written_order() {
         [Layer::Device { .. }, Layer::Retry { .. }]
     ));
 }
+
+#[tracing::instrument(name = "device_span", skip_all)]
+#[safe_mps_op]
+fn instrumented_on(xs: &Tensor, device: Device) -> Tensor {
+    xs.to_device(device) * 3
+}
+
+#[test]
+fn a_fallback_is_reported_in_the_calls_span() {
+    let (recorder, _guard) = common::Recorder::install();
+    let xs = Tensor::from_slice(&[1.0f32]);
+    assert_eq!(values(&instrumented_on(&xs, Device::Mps)), [3.0]);
+    let spans: Vec<_> = recorder
+        .events()
+        .into_iter()
+        .filter(|e| {
+            e.fields
+                .get("message")
+                .is_some_and(|m| m == "device op failed; running it on CPU")
+        })
+        .map(|e| e.span)
+        .collect();
+    assert_eq!(spans, [Some("device_span")]);
+}

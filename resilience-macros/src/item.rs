@@ -215,3 +215,91 @@ fn single_type_argument(arguments: &PathArguments) -> Option<&Type> {
         _ => None,
     }
 }
+
+/// A body that `#[tracing::instrument]` (written above) has rewritten, split
+/// at the part that runs inside its span: the layers go there, so that their
+/// events belong to the call's span.
+///
+/// In an `async fn` that part is the async block it instruments
+/// (`let __tracing_instrument_future = async move { … };`); in a sync one,
+/// the statements after the one that enters the span, in the block it
+/// writes them in. Empty blocks before (its lint warnings) are kept as they
+/// are.
+pub(crate) struct InSpan {
+    stmts: Vec<Stmt>,
+    part: Part,
+}
+
+enum Part {
+    /// The block of the future declared by `stmts[.0]`.
+    Future(usize),
+    /// The statements after the first three in the block `stmts[.0]`.
+    After(usize),
+}
+
+fn binds(stmt: Option<&Stmt>, name: &str) -> bool {
+    matches!(stmt, Some(Stmt::Local(syn::Local { pat: syn::Pat::Ident(p), .. })) if p.ident == name)
+}
+
+fn is_empty_block(stmt: &Stmt) -> bool {
+    matches!(stmt, Stmt::Expr(Expr::Block(b), _) if b.block.stmts.is_empty())
+}
+
+impl InSpan {
+    /// The body split at its span, and the part inside; `None` for a body
+    /// `#[tracing::instrument]` has not rewritten.
+    pub(crate) fn split(body: &TokenStream) -> Option<(Self, TokenStream)> {
+        let mut stmts = Block::parse_within.parse2(body.clone()).ok()?;
+        let start = stmts.iter().take_while(|s| is_empty_block(s)).count();
+        if binds(stmts.get(start), "__tracing_attr_span")
+            && binds(stmts.get(start + 1), "__tracing_instrument_future")
+        {
+            let Some(Stmt::Local(future)) = stmts.get_mut(start + 1) else {
+                return None;
+            };
+            let Expr::Async(block) = &mut *future.init.as_mut()?.expr else {
+                return None;
+            };
+            let inner = std::mem::take(&mut block.block.stmts);
+            let inner = quote::quote!(#(#inner)*);
+            let part = Part::Future(start + 1);
+            return Some((Self { stmts, part }, inner));
+        }
+        // Sync: `{ let __tracing_attr_span; let __tracing_attr_guard; if … { … } body }`.
+        let Some(Stmt::Expr(Expr::Block(block), None)) = stmts.get_mut(start) else {
+            return None;
+        };
+        let inner = &mut block.block.stmts;
+        if !binds(inner.first(), "__tracing_attr_span")
+            || !binds(inner.get(1), "__tracing_attr_guard")
+            || inner.len() < 4
+        {
+            return None;
+        }
+        let rest = inner.split_off(3);
+        let part = Part::After(start);
+        Some((Self { stmts, part }, quote::quote!(#(#rest)*)))
+    }
+
+    /// The body, with `wrapped` in place of the part inside the span.
+    pub(crate) fn with(mut self, wrapped: TokenStream) -> TokenStream {
+        match self.part {
+            Part::Future(index) => {
+                if let Some(Stmt::Local(future)) = self.stmts.get_mut(index)
+                    && let Some(init) = future.init.as_mut()
+                    && let Expr::Async(block) = &mut *init.expr
+                {
+                    block.block = syn::parse_quote!({ #wrapped });
+                }
+            }
+            Part::After(index) => {
+                if let Some(Stmt::Expr(Expr::Block(block), None)) = self.stmts.get_mut(index) {
+                    let kept = &block.block.stmts;
+                    block.block = syn::parse_quote!({ #(#kept)* #wrapped });
+                }
+            }
+        }
+        let stmts = &self.stmts;
+        quote::quote!(#(#stmts)*)
+    }
+}

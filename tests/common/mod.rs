@@ -12,12 +12,15 @@ use tracing::field::{Field, Visit};
 use tracing::subscriber::DefaultGuard;
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 
 /// One `tracing` event, with its fields rendered as text.
 #[derive(Debug, Clone)]
 pub(crate) struct Recorded {
     pub(crate) level: Level,
     pub(crate) fields: BTreeMap<String, String>,
+    /// The name of the span the event was emitted in, if any.
+    pub(crate) span: Option<&'static str>,
 }
 
 impl Recorded {
@@ -44,13 +47,14 @@ impl Recorder {
     }
 }
 
-impl<S: Subscriber> Layer<S> for Recorder {
-    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut fields = Fields(BTreeMap::new());
         event.record(&mut fields);
         self.0.lock().unwrap().push(Recorded {
             level: *event.metadata().level(),
             fields: fields.0,
+            span: ctx.event_span(event).map(|span| span.name()),
         });
     }
 }

@@ -20,7 +20,7 @@ use super::{breaker, declare_function, fake_return_edge, private_ident, timeout}
 #[cfg(feature = "tch")]
 use crate::args::DeviceArgs;
 use crate::args::{BreakerArgs, Errors, MonitorArgs, RetryArgs, TimeoutArgs};
-use crate::item::{AsyncBody, FnItem};
+use crate::item::{AsyncBody, FnItem, InSpan};
 
 pub(crate) fn timeout_async(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let own = TimeoutArgs::parse(args).map(|args| Attr::Layer(Layer::Timeout(args)));
@@ -287,11 +287,25 @@ fn expand(attr: &str, own: syn::Result<Attr>, item: TokenStream) -> syn::Result<
         let AsyncBody::Native(stmts) = body else {
             unreachable!("reported above");
         };
-        return Ok(with_device(plan, device, item, stmts, sync));
+        return Ok(match InSpan::split(&stmts) {
+            Some((span, inner)) => {
+                let body = with_device(plan, device, &mut item, inner, sync);
+                item.with_body(span.with(body))
+            }
+            None => {
+                let body = with_device(plan, device, &mut item, stmts, sync);
+                item.with_body(body)
+            }
+        });
     }
     let layers = plan.outer;
+    // Inside the span of a `#[tracing::instrument]` written above, if any.
+    let compose = |stmts: TokenStream, sync| match InSpan::split(&stmts) {
+        Some((span, inner)) => span.with(compose(&layers, &item, inner, sync)),
+        None => compose(&layers, &item, stmts, sync),
+    };
     let body = match body {
-        AsyncBody::Native(stmts) => compose(&layers, &item, stmts, sync),
+        AsyncBody::Native(stmts) => compose(stmts, sync),
         AsyncBody::AsyncTrait {
             prefix,
             mut call,
@@ -299,7 +313,7 @@ fn expand(attr: &str, own: syn::Result<Attr>, item: TokenStream) -> syn::Result<
         } => {
             // `#[async_trait]` already pins the output type inside its block.
             let stmts = &future.block.stmts;
-            let wrapped = compose(&layers, &item, quote!(#(#stmts)*), false);
+            let wrapped = compose(quote!(#(#stmts)*), false);
             call.args[0] = syn::parse_quote!(async move { #wrapped });
             quote!(#(#prefix)* #call)
         }
@@ -331,14 +345,15 @@ fn compose(layers: &[Layer], item: &FnItem, stmts: TokenStream, sync: bool) -> T
     }
 }
 
-/// The body of an async function with a device layer among the others:
-/// the layers written above it wrap the device's runner, and the layers
-/// written below it run inside each device attempt.
+/// The body of a function with a device layer among the others: the layers
+/// written above it wrap the device's runner, and the layers written below it
+/// run inside each device attempt. The function's arguments become plain
+/// names in `item` (see `Device::wrap`).
 #[cfg(feature = "tch")]
 fn with_device(
     plan: Plan,
     device: Device,
-    mut item: FnItem,
+    item: &mut FnItem,
     stmts: TokenStream,
     sync: bool,
 ) -> TokenStream {
@@ -358,7 +373,7 @@ fn with_device(
                 .map(|(layer, site)| layer.entry(site)),
         )
         .collect();
-    let (function, declaration) = declare_function(&item, &entries);
+    let (function, declaration) = declare_function(item, &entries);
     let statics = [
         statics(&outer, &outer_sites, &function),
         device.site(&device_site, &function),
@@ -367,25 +382,23 @@ fn with_device(
     // Inner layers see the arguments as the user wrote them; the device layer
     // binds them in its closure, whose parameters lose a `mut` the inner
     // layers' own bindings now carry.
-    let stmts = layered(&inner, &inner_sites, &item, stmts, &function, sync);
+    let stmts = layered(&inner, &inner_sites, item, stmts, &function, sync);
     for layer in &inner {
-        layer.prepare(&mut item);
+        layer.prepare(item);
     }
-    let stmts = device
-        .rebind(&item)
-        .wrap(&mut item, Some(stmts), &device_site);
+    let stmts = device.rebind(item).wrap(item, Some(stmts), &device_site);
     let body = measured(
         &function,
-        layered(&outer, &outer_sites, &item, stmts, &function, sync),
+        layered(&outer, &outer_sites, item, stmts, &function, sync),
     );
     for layer in &outer {
-        layer.prepare(&mut item);
+        layer.prepare(item);
     }
-    item.with_body(quote! {
+    quote! {
         #declaration
         #(#statics)*
         #body
-    })
+    }
 }
 
 /// `body` (statements that end in the function's output), recorded as one
