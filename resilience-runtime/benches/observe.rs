@@ -1,7 +1,8 @@
 //! What observability costs on the success path: each attribute and a bare
 //! call with no metrics recorder installed, then the same calls with the
 //! Prometheus recorder installed (every call updates its cached handles).
-//! The latency monitor records every call in both.
+//! The latency monitor records every call in both; in between, the same
+//! calls with the monitor switched off by the kill switch.
 
 mod support;
 
@@ -62,6 +63,11 @@ fn benches(c: &mut Criterion) {
         .build()
         .unwrap();
     group(c, "no_recorder", &runtime);
+    let off = std::env::temp_dir().join(format!("resilience-observe-{}.toml", std::process::id()));
+    std::fs::write(&off, "disabled_kinds = [\"monitor\"]\n").unwrap();
+    resilience_runtime::policy::load(&off).unwrap();
+    group(c, "monitor_off", &runtime);
+    resilience_runtime::policy::clear();
     metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .unwrap();

@@ -10,13 +10,12 @@
 use std::sync::OnceLock;
 
 use linkme::distributed_slice;
-use tokio::time::Instant;
 
 use crate::breaker::site::BreakerSite;
 use crate::deadline::site::TimeoutSite;
 #[cfg(feature = "tch")]
 use crate::device::site::DeviceSite;
-use crate::monitor::{self, MonitorSite};
+use crate::monitor::{self, MonitorSite, clock};
 use crate::policy::Kind;
 use crate::retry::run::RetrySite;
 #[cfg(feature = "metrics")]
@@ -118,9 +117,12 @@ impl Function {
     /// or not, into the monitor and `resilience_call_duration_seconds`.
     #[inline]
     pub fn finish(&'static self, start: Start, failed: bool) {
-        let now = monitor::nanos(Instant::now());
-        let nanos = now.saturating_sub(start.0);
-        self.monitor.record(now, nanos, failed);
+        if start.0 == Start::OFF {
+            return;
+        }
+        let end = clock::now();
+        let nanos = clock::nanos(start.0, end);
+        self.monitor.record(clock::since_origin(end), nanos, failed);
         #[cfg(feature = "metrics")]
         self.durations.update(
             |recorder| telemetry::durations(recorder, self.label()),
@@ -200,16 +202,23 @@ pub(crate) fn functions() -> impl Iterator<Item = &'static Function> {
     FUNCTIONS.iter().copied()
 }
 
-/// When one call of an annotated function started: nanoseconds since the
-/// monitor's clock started, 8 bytes held across the call's awaits.
+/// When one call of an annotated function started: a reading of the
+/// monitor's clock, 8 bytes held across the call's awaits; [`Start::OFF`]
+/// when the kill switch turned the monitor off.
 #[derive(Clone, Copy)]
 pub struct Start(u64);
 
 impl Start {
-    /// Now.
+    const OFF: u64 = u64::MAX;
+
+    /// Now, unless the monitor is switched off.
     #[inline]
     pub fn now() -> Self {
-        Self(monitor::nanos(Instant::now()))
+        if crate::policy::kind_off(Kind::Monitor) {
+            Self(Self::OFF)
+        } else {
+            Self(clock::now())
+        }
     }
 }
 

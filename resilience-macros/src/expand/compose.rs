@@ -334,10 +334,7 @@ fn compose(layers: &[Layer], item: &FnItem, stmts: TokenStream, sync: bool) -> T
         .map(|(layer, site)| layer.entry(site));
     let (function, declaration) = declare_function(item, &entries.collect::<Vec<_>>());
     let statics = statics(layers, &sites, &function);
-    let body = measured(
-        &function,
-        layered(layers, &sites, item, stmts, &function, sync),
-    );
+    let body = layered(layers, &sites, item, stmts, &function, sync, true);
     quote! {
         #declaration
         #statics
@@ -382,15 +379,16 @@ fn with_device(
     // Inner layers see the arguments as the user wrote them; the device layer
     // binds them in its closure, whose parameters lose a `mut` the inner
     // layers' own bindings now carry.
-    let stmts = layered(&inner, &inner_sites, item, stmts, &function, sync);
+    let stmts = layered(&inner, &inner_sites, item, stmts, &function, sync, false);
     for layer in &inner {
         layer.prepare(item);
     }
     let stmts = device.rebind(item).wrap(item, Some(stmts), &device_site);
-    let body = measured(
-        &function,
-        layered(&outer, &outer_sites, item, stmts, &function, sync),
-    );
+    let body = if outer.is_empty() {
+        measured(&function, stmts)
+    } else {
+        layered(&outer, &outer_sites, item, stmts, &function, sync, true)
+    };
     for layer in &outer {
         layer.prepare(item);
     }
@@ -402,13 +400,13 @@ fn with_device(
 }
 
 /// `body` (statements that end in the function's output), recorded as one
-/// call of `function` in the monitor and the metrics when it completes. A
-/// `return` from `body` (the kill switch's) skips the record.
+/// call of `function` in the monitor and the metrics when it completes: a
+/// block expression.
 fn measured(function: &Ident, body: TokenStream) -> TokenStream {
     let private = quote!(::resilience_runtime::__private);
     let start = private_ident("__resilience_start");
     let output = private_ident("__resilience_output");
-    quote! {
+    quote! {{
         let #start = #private::Start::now();
         let #output = { #body };
         {
@@ -417,7 +415,7 @@ fn measured(function: &Ident, body: TokenStream) -> TokenStream {
             #function.finish(#start, (&&#private::Outcome(&#output)).failed());
         }
         #output
-    }
+    }}
 }
 
 /// The identifiers of `count` layer sites, numbered from `first`.
@@ -442,7 +440,9 @@ fn statics(layers: &[Layer], sites: &[Ident], function: &Ident) -> TokenStream {
 /// The body is written once. With a retry it becomes an async closure over
 /// the arguments, which each attempt calls again; otherwise an async block,
 /// or in a `sync` function a closure. When the kill switch has turned every
-/// layer of the function off, the function runs the body directly.
+/// layer of the function off, the function runs the body directly; when not,
+/// and `measure` says so, the call is recorded (see [`measured`]).
+#[allow(clippy::too_many_arguments)]
 fn layered(
     layers: &[Layer],
     sites: &[Ident],
@@ -450,6 +450,7 @@ fn layered(
     stmts: TokenStream,
     function: &Ident,
     sync: bool,
+    measure: bool,
 ) -> TokenStream {
     if layers.is_empty() {
         return stmts;
@@ -494,6 +495,11 @@ fn layered(
             Inner::Expr(layer.wrap(item, inner, site, retried.then_some(&retrier)))
         })
         .into_expr();
+    let layered = if measure {
+        measured(function, layered)
+    } else {
+        layered
+    };
     quote! {
         #define
         if #private::all_off(&#function) {

@@ -5,7 +5,10 @@
 //! timed-out call counts the time it ran, up to its deadline), since
 //! percentiles of successes alone are biased low exactly when a dependency
 //! degrades. A call dropped before it completes records nothing, nor does
-//! one whose attributes the kill switch turned off.
+//! one whose attributes the kill switch turned off. Timing costs two reads of
+//! the CPU's time-stamp counter per call; the kill switch's `monitor` kind
+//! (`RESILIENCE_DISABLE=monitor`, or `disabled_kinds` in a policy file)
+//! turns the monitor off, and `#[monitor]` with it.
 //!
 //! Figures cover a sliding window, by default the last 60 s, kept in six
 //! rotating slices (so the window is between 50 and 60 s old at its oldest).
@@ -33,6 +36,7 @@
 //! # }).unwrap();
 //! ```
 
+pub(crate) mod clock;
 pub(crate) mod site;
 mod window;
 
@@ -40,8 +44,6 @@ use std::fmt;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 use crate::registry::functions;
 pub(crate) use site::MonitorSite;
@@ -107,7 +109,7 @@ impl Latency {
 /// its `#[monitor(name = "…")]`) over the window; `None` for a function with no call in it, or none of that
 /// name.
 pub fn latency(function: &str) -> Option<Latency> {
-    let now = epoch(nanos(Instant::now()));
+    let now = epoch(clock::since_origin(clock::now()));
     functions()
         .find(|f| f.label() == function)
         .and_then(|f| f.monitor().totals(now))
@@ -116,7 +118,7 @@ pub fn latency(function: &str) -> Option<Latency> {
 
 /// Every function with calls in the window, and its latency.
 pub fn all() -> Vec<(&'static str, Latency)> {
-    let now = epoch(nanos(Instant::now()));
+    let now = epoch(clock::since_origin(clock::now()));
     functions()
         .filter_map(|f| {
             let totals = f.monitor().totals(now)?;
@@ -214,15 +216,7 @@ static PERIOD: AtomicU64 = AtomicU64::new(10_000_000_000);
 /// older than any of the new one.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
-/// Nanoseconds from the first reading of the monitor's clock to `now`
-/// (tokio's clock, so that a paused test clock drives it too).
-pub(crate) fn nanos(now: Instant) -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    let since = now.saturating_duration_since(*START.get_or_init(|| now));
-    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// The slice period of `nanos` (see [`nanos`]).
+/// The slice period of `nanos` since the clock's origin.
 fn epoch(nanos: u64) -> u64 {
     let period = nanos / PERIOD.load(Relaxed);
     (GENERATION.load(Relaxed) << 48) | period.min((1 << 48) - 1)
@@ -240,7 +234,8 @@ impl Site {
         }
     }
 
-    /// Records a call of `nanos` that ended at `now` (see [`nanos`]).
+    /// Records a call of `nanos` that ended `now` nanoseconds after the
+    /// clock's origin.
     #[inline]
     pub(crate) fn record(&self, now: u64, nanos: u64, failed: bool) {
         let window = self.window.get_or_init(|| Box::new(Window::new()));

@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
+use super::clock;
 use crate::events::{may_warn, millis};
 use crate::policy::{Gate, Kind, at_defaults, gate};
 use crate::registry::Function;
@@ -22,10 +21,15 @@ pub struct MonitorSite {
     calls: telemetry::Cached<[metrics::Counter; 2]>,
 }
 
-/// When one pass through a `#[monitor]` layer started; `None` when the
-/// layer is switched off.
+/// One pass through a `#[monitor]` layer: `Off` when the layer is switched
+/// off; the clock is read only for a `slow` threshold.
 #[derive(Clone, Copy)]
-pub struct Entered(Option<Instant>);
+pub enum Entered {
+    #[doc(hidden)]
+    Off,
+    #[doc(hidden)]
+    On(Option<(u64, Duration)>),
+}
 
 impl MonitorSite {
     /// The site of `function`: its `policy` name, its `name`, and its `slow`
@@ -54,18 +58,20 @@ impl MonitorSite {
     /// Starts one pass.
     #[inline]
     pub fn enter(&'static self) -> Entered {
-        if at_defaults() || self.on() {
-            Entered(Some(Instant::now()))
-        } else {
-            Entered(None)
+        if at_defaults() {
+            return Entered::On(self.slow.map(|slow| (clock::now(), slow)));
         }
+        if !self.on() {
+            return Entered::Off;
+        }
+        Entered::On(self.slow_in_force().map(|slow| (clock::now(), slow)))
     }
 
     /// Ends the pass `entered`, which `failed` or not: counted, and reported
     /// when slow.
     #[inline]
     pub fn exit(&'static self, entered: Entered, failed: bool) {
-        let Some(started) = entered.0 else {
+        let Entered::On(timed) = entered else {
             return;
         };
         #[cfg(not(feature = "metrics"))]
@@ -78,8 +84,8 @@ impl MonitorSite {
             },
             |calls| calls[usize::from(failed)].increment(1),
         );
-        if let Some(slow) = self.slow_in_force() {
-            let elapsed = started.elapsed();
+        if let Some((started, slow)) = timed {
+            let elapsed = Duration::from_nanos(clock::nanos(started, clock::now()));
             if elapsed > slow {
                 self.report_slow(elapsed, slow);
             }
