@@ -131,6 +131,7 @@ impl Limit {
     const INHERITED: u64 = 1 << 63;
     const SOFT: u64 = 1 << 62;
 
+    #[inline]
     fn new(limit: Duration, inherited: bool, soft: bool) -> Self {
         let nanos =
             u64::try_from(limit.as_nanos()).map_or(Self::SOFT - 1, |n| n.min(Self::SOFT - 1));
@@ -138,14 +139,17 @@ impl Limit {
         Self(nanos | flag(inherited, Self::INHERITED) | flag(soft, Self::SOFT))
     }
 
+    #[inline]
     fn nanos(self) -> u64 {
         self.0 & (Self::SOFT - 1)
     }
 
+    #[inline]
     fn inherited(self) -> bool {
         self.0 & Self::INHERITED != 0
     }
 
+    #[inline]
     fn soft(self) -> bool {
         self.0 & Self::SOFT != 0
     }
@@ -154,7 +158,7 @@ impl Limit {
 impl<F: Future> Timeout<F> {
     /// `future` under a deadline `limit` from now; `soft` when the function
     /// answers a timeout with a fail-soft value, reported at INFO.
-    #[inline]
+    #[inline(always)]
     pub(super) fn new(function: &'static Function, limit: Duration, future: F, soft: bool) -> Self {
         let start = Instant::now();
         // Limits too large for the clock mean "no limit", as in tokio.
@@ -176,7 +180,7 @@ impl<F: Future> Timeout<F> {
     }
 
     /// A future that only forwards to `future`: no deadline, no budget.
-    #[inline]
+    #[inline(always)]
     pub(super) fn passthrough(function: &'static Function, future: F) -> Self {
         Self {
             future: Some(future),

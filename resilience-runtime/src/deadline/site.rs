@@ -62,7 +62,8 @@ impl TimeoutSite {
     }
 
     /// Runs `future` under this site's deadline, as the policy in force says.
-    #[inline]
+    // Always: a `run` left out of line moves the body's future into it.
+    #[inline(always)]
     pub fn run<F: IntoFuture>(&'static self, future: F) -> Timeout<F::IntoFuture> {
         let function = self.function;
         let future = future.into_future();

@@ -155,7 +155,11 @@ impl<const B: usize> Window<B> {
         if failed {
             slice.errors.fetch_add(1, Relaxed);
         }
-        slice.max.fetch_max(nanos, Relaxed);
+        // A load first: most calls set no new maximum, and `fetch_max` is a
+        // compare-and-swap loop.
+        if nanos > slice.max.load(Relaxed) {
+            slice.max.fetch_max(nanos, Relaxed);
+        }
     }
 
     /// The calls of the periods `now - SLICES + 1 ..= now`.
