@@ -53,19 +53,11 @@ impl BreakerArgs {
                 "slow_call" => {
                     duration::text_arg(&value, "`\"30s\"`").map(|v| args.slow_call = Some(v))
                 }
-                "name" => match &value {
-                    Expr::Lit(ExprLit {
-                        lit: Lit::Str(text),
-                        ..
-                    }) if !text.value().is_empty() => {
-                        args.name = Some(text.clone());
-                        Ok(())
-                    }
-                    _ => Err(Error::new(
-                        value.span(),
-                        "expected a breaker name as text, such as `name = \"exchange\"`",
-                    )),
-                },
+                "name" => super::name(
+                    &value,
+                    "expected a breaker name as text, such as `name = \"exchange\"`",
+                )
+                .map(|v| args.name = Some(v)),
                 "policy" => super::policy_name(&value).map(|v| args.policy = Some(v)),
                 other => Err(Error::new(
                     name.span(),

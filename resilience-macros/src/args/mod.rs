@@ -159,15 +159,21 @@ pub(crate) fn choice<T: Copy>(value: &Expr, choices: &[(&str, T)]) -> syn::Resul
 
 /// A `policy = "…"` name: the key of this function in policy files.
 pub(crate) fn policy_name(value: &Expr) -> syn::Result<syn::LitStr> {
+    name(
+        value,
+        "expected a policy name as text, such as `policy = \"slow-dep\"`",
+    )
+}
+
+/// A name given as non-blank text; `expected` says what is expected
+/// otherwise.
+pub(crate) fn name(value: &Expr, expected: &str) -> syn::Result<syn::LitStr> {
     match value {
         Expr::Lit(syn::ExprLit {
             lit: syn::Lit::Str(name),
             ..
         }) if !name.value().trim().is_empty() => Ok(name.clone()),
-        _ => Err(syn::Error::new_spanned(
-            value,
-            "expected a policy name as text, such as `policy = \"slow-dep\"`",
-        )),
+        _ => Err(syn::Error::new_spanned(value, expected)),
     }
 }
 

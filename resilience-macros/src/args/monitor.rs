@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use proc_macro2::TokenStream;
-use syn::spanned::Spanned;
-use syn::{Error, Expr, ExprLit, Lit, LitStr};
+use syn::{Error, LitStr};
 
 use super::{Errors, duration, named_only};
 
@@ -31,19 +30,11 @@ impl MonitorArgs {
         for (name, value) in named_only(tokens, "monitor", VALID, &mut errors)? {
             let set = match name.to_string().as_str() {
                 "slow" => duration::text_arg(&value, "`\"50ms\"`").map(|v| args.slow = Some(v)),
-                "name" => match &value {
-                    Expr::Lit(ExprLit {
-                        lit: Lit::Str(text),
-                        ..
-                    }) if !text.value().trim().is_empty() => {
-                        args.name = Some(text.clone());
-                        Ok(())
-                    }
-                    _ => Err(Error::new(
-                        value.span(),
-                        "expected the name to record calls under, as text, such as `name = \"api_call\"`",
-                    )),
-                },
+                "name" => super::name(
+                    &value,
+                    "expected the name to record calls under, as text, such as `name = \"api_call\"`",
+                )
+                .map(|v| args.name = Some(v)),
                 "policy" => super::policy_name(&value).map(|v| args.policy = Some(v)),
                 other => Err(Error::new(
                     name.span(),

@@ -53,6 +53,7 @@ type Build<M> = dyn Fn(&Path<'_>) -> M + Send + Sync;
 ///
 /// let model = Replica::new(nn::VarStore::new(Device::Mps), mlp);
 /// let scores = predict(&model, &Tensor::zeros([8, 4], (tch::Kind::Float, Device::Cpu)));
+/// assert_eq!(scores.size(), [8, 2]);
 /// ```
 pub struct Replica<M> {
     store: VarStore,
