@@ -54,6 +54,14 @@ async fn guarded() -> Result<u32, Failed> {
     Ok(4)
 }
 
+/// Dropped by its own deadline: the breaker counts a failure.
+#[timeout_async("10ms")]
+#[circuit_breaker(name = "metrics-slow")]
+async fn hangs() -> Result<u32, Failed> {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(5)
+}
+
 #[monitor]
 fn parsed(text: &str) -> Result<u32, std::num::ParseIntError> {
     text.parse()
@@ -190,6 +198,12 @@ async fn every_attribute_records_its_calls_by_name_and_outcome() {
         assert_eq!(seen.gauge("metrics-exchange", state), expected, "{state}");
     }
     breaker::reset("metrics-exchange");
+
+    // A call its own deadline drops is a failure, in the window and here.
+    assert!(matches!(hangs().await, Err(Failed::Timeout(_))));
+    let seen = Seen::take(&snapshotter);
+    assert_eq!(seen.calls("hangs", "breaker", "failure"), 1);
+    assert_eq!(seen.calls("hangs", "timeout", "timeout"), 1);
 
     // `#[monitor]` on a sync function: a success and a failure.
     parsed("1").unwrap();

@@ -1,5 +1,5 @@
-//! Keeping WARN events readable under a storm: at most one per second from
-//! each site, the next one saying how many were held back.
+//! Keeping WARN events readable under a storm: at most one per second of
+//! each kind from each site, the next one saying how many were held back.
 //!
 //! Only failure paths come here, so a lock is fine; the success path never
 //! does.
@@ -13,16 +13,31 @@ use tokio::time::Instant;
 
 const EVERY: Duration = Duration::from_secs(1);
 
-/// Per site: when it last spoke, and how many events it held back since.
-static SITES: Mutex<Option<HashMap<&'static str, (Instant, u64)>>> = Mutex::new(None);
+/// A kind of WARN event, throttled apart from the others of its site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Warning {
+    /// A deadline passed.
+    Timeout,
+    /// A retry gave up.
+    GivingUp,
+    /// A `#[monitor]` call was slow.
+    Slow,
+}
 
-/// Whether the site `site` may emit a WARN now; `Some(n)` with the number of
-/// events it held back since its last one.
-pub(crate) fn may_warn(site: &'static str) -> Option<u64> {
+type Key = (&'static str, Warning);
+
+/// Per site and kind: when it last spoke, and how many events it held back
+/// since.
+static SITES: Mutex<Option<HashMap<Key, (Instant, u64)>>> = Mutex::new(None);
+
+/// Whether the site `site` may emit a WARN of this kind now; `Some(n)` with
+/// the number of such events it held back since its last one.
+pub(crate) fn may_warn(site: &'static str, kind: Warning) -> Option<u64> {
     let now = Instant::now();
     let mut sites = SITES.lock().unwrap_or_else(PoisonError::into_inner);
     let sites = sites.get_or_insert_with(HashMap::new);
-    match sites.get_mut(site) {
+    let site = (site, kind);
+    match sites.get_mut(&site) {
         Some((last, suppressed)) if now.saturating_duration_since(*last) < EVERY => {
             *suppressed += 1;
             None
@@ -106,13 +121,15 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn one_warning_a_second_per_site_then_the_count_held_back() {
-        assert_eq!(may_warn("a"), Some(0));
-        assert_eq!(may_warn("a"), None);
-        assert_eq!(may_warn("b"), Some(0), "sites are limited apart");
-        assert_eq!(may_warn("a"), None);
+        let timeout = Warning::Timeout;
+        assert_eq!(may_warn("a", timeout), Some(0));
+        assert_eq!(may_warn("a", timeout), None);
+        assert_eq!(may_warn("b", timeout), Some(0), "sites are limited apart");
+        assert_eq!(may_warn("a", Warning::Slow), Some(0), "and kinds");
+        assert_eq!(may_warn("a", timeout), None);
         tokio::time::advance(EVERY).await;
-        assert_eq!(may_warn("a"), Some(2));
-        assert_eq!(may_warn("a"), None);
+        assert_eq!(may_warn("a", timeout), Some(2));
+        assert_eq!(may_warn("a", timeout), None);
     }
 
     #[derive(Debug)]

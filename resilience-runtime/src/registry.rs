@@ -211,6 +211,16 @@ pub struct Start(u64);
 impl Start {
     const OFF: u64 = u64::MAX;
 
+    /// Now, unless the monitor or every layer of `function` is switched off.
+    #[inline]
+    pub fn unless_off(function: &'static Function) -> Self {
+        if crate::policy::state::all_off(function) {
+            Self(Self::OFF)
+        } else {
+            Self::now()
+        }
+    }
+
     /// Now, unless the monitor is switched off.
     #[inline]
     pub fn now() -> Self {

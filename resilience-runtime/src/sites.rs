@@ -86,7 +86,7 @@ pub enum Layer {
 }
 
 /// Every function annotated with `#[timeout_async]`, `#[retry]`,
-/// `#[circuit_breaker]` or `#[safe_mps_op]` in the program, with the
+/// `#[circuit_breaker]`, `#[monitor]` or `#[safe_mps_op]` in the program, with the
 /// settings in force.
 pub fn sites() -> Vec<Site> {
     let mut sites: Vec<Site> = functions()

@@ -385,7 +385,8 @@ fn with_device(
     }
     let stmts = device.rebind(item).wrap(item, Some(stmts), &device_site);
     let body = if outer.is_empty() {
-        measured(&function, stmts)
+        // No `all_off` return to skip the record: the start asks.
+        measured(&function, stmts, true)
     } else {
         layered(&outer, &outer_sites, item, stmts, &function, sync, true)
     };
@@ -402,12 +403,17 @@ fn with_device(
 /// `body` (statements that end in the function's output), recorded as one
 /// call of `function` in the monitor and the metrics when it completes: a
 /// block expression.
-fn measured(function: &Ident, body: TokenStream) -> TokenStream {
+fn measured(function: &Ident, body: TokenStream, unless_off: bool) -> TokenStream {
     let private = quote!(::resilience_runtime::__private);
     let start = private_ident("__resilience_start");
     let output = private_ident("__resilience_output");
+    let now = if unless_off {
+        quote!(#private::Start::unless_off(&#function))
+    } else {
+        quote!(#private::Start::now())
+    };
     quote! {{
-        let #start = #private::Start::now();
+        let #start = #now;
         let #output = { #body };
         {
             #[allow(unused_imports)]
@@ -496,7 +502,7 @@ fn layered(
         })
         .into_expr();
     let layered = if measure {
-        measured(function, layered)
+        measured(function, layered, false)
     } else {
         layered
     };

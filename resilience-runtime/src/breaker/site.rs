@@ -100,7 +100,7 @@ impl BreakerSite {
     /// Admits one call, under the breaker's settings as the policy in force
     /// says.
     #[inline]
-    pub fn admit(&'static self) -> Result<Permit<'static>, CircuitOpenError> {
+    pub fn admit(&'static self) -> Result<Admitted, CircuitOpenError> {
         let function = self.function.path();
         let breaker = self.breaker();
         let admitted = if at_defaults() {
@@ -111,16 +111,24 @@ impl BreakerSite {
                 None => Ok(breaker.pass(function)),
             }
         };
-        if admitted.is_err() {
-            self.count(2);
+        match admitted {
+            Ok(permit) => Ok(Admitted {
+                permit: Some(permit),
+                site: self,
+            }),
+            Err(rejected) => {
+                self.count(2);
+                Err(rejected)
+            }
         }
-        admitted
     }
 
-    /// Counts the outcome of an admitted call with its `permit`.
+    /// Counts the outcome of an `admitted` call.
     #[inline]
-    pub fn finish(&'static self, permit: Permit<'static>, failed: bool) {
-        permit.record(failed);
+    pub fn finish(&'static self, mut admitted: Admitted, failed: bool) {
+        if let Some(permit) = admitted.permit.take() {
+            permit.record(failed);
+        }
         self.count(usize::from(failed));
     }
 
@@ -186,6 +194,22 @@ impl std::fmt::Debug for BreakerSite {
             .field("function", &self.function.path())
             .field("name", &self.name)
             .finish_non_exhaustive()
+    }
+}
+
+/// A call the breaker admitted: its permit, and the site that counts its
+/// outcome in the metrics, also when the call's own deadline drops it (a
+/// failure, as the breaker's window counts it).
+pub struct Admitted {
+    permit: Option<Permit<'static>>,
+    site: &'static BreakerSite,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if self.permit.as_ref().is_some_and(Permit::drops_as_failure) {
+            self.site.count(1);
+        }
     }
 }
 

@@ -90,7 +90,7 @@ pub(crate) struct Breaker {
 /// counts as a failure when the function's own deadline dropped it, and as
 /// nothing otherwise (a caller's shorter budget, a `select!` that took another
 /// branch). A probe's place is given back either way.
-pub struct Permit<'a> {
+pub(crate) struct Permit<'a> {
     breaker: &'a Breaker,
     function: &'static str,
     /// `None` once the outcome is counted, or when nothing is counted.
@@ -218,7 +218,7 @@ impl Permit<'_> {
     /// Reports the call's outcome: a failure, or a success that may still be
     /// too slow.
     #[inline]
-    pub fn record(mut self, failed: bool) {
+    pub(crate) fn record(mut self, failed: bool) {
         let Some(counted) = self.counted.take() else {
             return;
         };
@@ -226,6 +226,14 @@ impl Permit<'_> {
             .slow_after
             .is_some_and(|after| Instant::now() > after);
         self.breaker.record(counted, failed || slow);
+    }
+}
+
+impl Permit<'_> {
+    /// Whether dropping it now counts a failure: its call is being dropped
+    /// by its own deadline.
+    pub(super) fn drops_as_failure(&self) -> bool {
+        self.counted.is_some() && crate::deadline::expiring(self.function)
     }
 }
 

@@ -9,7 +9,7 @@ use tokio::task::coop::{Unconstrained, unconstrained};
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::TimeoutError;
-use crate::events::{may_warn, millis};
+use crate::events::{Warning, may_warn, millis};
 use crate::registry::Function;
 
 thread_local! {
@@ -295,7 +295,7 @@ fn expired(
             inherited,
             "deadline exceeded; returning the fail-soft value"
         );
-    } else if let Some(suppressed) = may_warn(function) {
+    } else if let Some(suppressed) = may_warn(function, Warning::Timeout) {
         tracing::warn!(
             function,
             limit_ms,

@@ -148,7 +148,6 @@ pub fn run<R, O: Output<R>>(
 ) -> R {
     let Some(options) = site.options() else {
         // Switched off: the body as it is, on the device.
-        site.count_call(Served::Device);
         return passthrough(call(Target::Device));
     };
     install_quiet_hook();
@@ -271,8 +270,9 @@ impl<R, O: Output<R>> Recovery<R, O> {
                 None,
             )),
             Plan::Untouched => {
-                // As if the attribute were not there: nothing counted,
-                // nothing reported, a panic raised as a panic.
+                // As if the attribute were not there: nothing in the stats,
+                // nothing reported, a panic raised as a panic; the metrics
+                // count a failed call.
                 let (function, origin) = (self.site.function(), self.origin);
                 self.site.count_call(Served::Failed);
                 Step::Done(raise(
@@ -567,7 +567,6 @@ where
     F: Future<Output = Result<R, TchError>>,
 {
     let Some(options) = site.options() else {
-        site.count_call(Served::Device);
         return passthrough(call(&args, Target::Device).await);
     };
     install_quiet_hook();

@@ -12,8 +12,9 @@
 //!
 //! Figures cover a sliding window, by default the last 60 s, kept in six
 //! rotating slices (so the window is between 50 and 60 s old at its oldest).
-//! Percentiles are within 1 % of the true ones. Recording takes no lock and
-//! allocates only at a function's first call.
+//! Percentiles are within 1 % of the true ones. Recording takes no lock (the
+//! first call of a new period clears its slice while the other calls of that
+//! period wait) and allocates only at a function's first call.
 //!
 //! ```
 //! use resilience_runtime::{monitor, timeout_async};
@@ -128,6 +129,8 @@ pub fn all() -> Vec<(&'static str, Latency)> {
 }
 
 /// Sets the window (60 s by default). What was recorded before is forgotten.
+/// Meant for set-up: past 65 535 calls, a window that shrinks may record
+/// nothing until the periods it held have passed.
 ///
 /// # Panics
 ///
@@ -136,7 +139,7 @@ pub fn set_window(window: Duration) {
     let period = u64::try_from(window.as_nanos() / SLICES as u128).unwrap_or(u64::MAX);
     assert!(period > 0, "a monitor window needs at least {SLICES} ns");
     PERIOD.store(period, Relaxed);
-    GENERATION.fetch_add(1, Relaxed);
+    let _ = GENERATION.fetch_update(Relaxed, Relaxed, |g| (g < 0xFFFF).then_some(g + 1));
 }
 
 /// A table of every function with calls in the window: calls, errors, p50,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::clock;
-use crate::events::{may_warn, millis};
+use crate::events::{Warning, may_warn, millis};
 use crate::policy::{Gate, Kind, at_defaults, gate};
 use crate::registry::Function;
 #[cfg(feature = "metrics")]
@@ -121,7 +121,7 @@ impl MonitorSite {
     #[inline(never)]
     fn report_slow(&self, elapsed: Duration, slow: Duration) {
         let function = self.function.path();
-        if let Some(suppressed) = may_warn(function) {
+        if let Some(suppressed) = may_warn(function, Warning::Slow) {
             tracing::warn!(
                 function,
                 elapsed_ms = millis(elapsed),

@@ -73,7 +73,9 @@ pub(crate) fn value(index: usize) -> u64 {
 /// The calls of one period.
 struct Slice<const B: usize> {
     epoch: AtomicU64,
-    counts: [AtomicU32; B],
+    /// `B` counts, on the heap: a full window is 55 KB, too much for the
+    /// stack of a small thread.
+    counts: Box<[AtomicU32]>,
     errors: AtomicU32,
     max: AtomicU64,
 }
@@ -82,7 +84,7 @@ impl<const B: usize> Slice<B> {
     fn new() -> Self {
         Self {
             epoch: AtomicU64::new(EMPTY),
-            counts: std::array::from_fn(|_| AtomicU32::new(0)),
+            counts: (0..B).map(|_| AtomicU32::new(0)).collect(),
             errors: AtomicU32::new(0),
             max: AtomicU64::new(0),
         }
@@ -174,11 +176,22 @@ impl<const B: usize> Window<B> {
             if epoch >= EMPTY || epoch > now || now - epoch >= SLICES as u64 {
                 continue;
             }
-            for (total, count) in totals.counts.iter_mut().zip(&slice.counts) {
-                *total += u64::from(count.load(Relaxed));
+            let counts: Vec<u64> = slice
+                .counts
+                .iter()
+                .map(|count| u64::from(count.load(Relaxed)))
+                .collect();
+            let errors = u64::from(slice.errors.load(Relaxed));
+            let max = slice.max.load(Relaxed);
+            // Rotated meanwhile: what was read mixes two periods.
+            if slice.epoch.load(Acquire) != epoch {
+                continue;
             }
-            totals.errors += u64::from(slice.errors.load(Relaxed));
-            totals.max = totals.max.max(slice.max.load(Relaxed));
+            for (total, count) in totals.counts.iter_mut().zip(counts) {
+                *total += count;
+            }
+            totals.errors += errors;
+            totals.max = totals.max.max(max);
         }
         totals
     }

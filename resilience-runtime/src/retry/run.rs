@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{Backoff, Growth, Jitter};
 use crate::breaker::CircuitOpenError;
-use crate::events::{Shown, may_warn, millis};
+use crate::events::{Shown, Warning, may_warn, millis};
 use crate::policy::{BackoffKind, Gate, JitterKind, Kind, at_defaults, gate, kind_off};
 use crate::registry::Function;
 #[cfg(feature = "metrics")]
@@ -192,7 +192,7 @@ impl Retrier {
         }
         if attempts >= self.options.attempts {
             if self.options.attempts > 1
-                && let Some(suppressed) = may_warn(function)
+                && let Some(suppressed) = may_warn(function, Warning::GivingUp)
             {
                 tracing::warn!(function, attempts, %error, suppressed, "giving up: no attempts left");
             }
@@ -203,7 +203,7 @@ impl Retrier {
             && retry_after.is_none_or(|after| after > delay)
         {
             // The breaker would reject the next attempt too.
-            if let Some(suppressed) = may_warn(function) {
+            if let Some(suppressed) = may_warn(function, Warning::GivingUp) {
                 tracing::warn!(
                     function,
                     attempts,
@@ -219,7 +219,7 @@ impl Retrier {
         if let Some(left) = crate::deadline::remaining()
             && delay >= left
         {
-            if let Some(suppressed) = may_warn(function) {
+            if let Some(suppressed) = may_warn(function, Warning::GivingUp) {
                 tracing::warn!(
                     function,
                     attempts,
