@@ -19,3 +19,8 @@ fn reruns_of_a_frozen_model_run_on_one_cpu_copy() {
 fn reruns_of_a_model_in_training_see_each_step() {
     replica::reruns_of_a_model_in_training_see_each_step(Device::Cpu);
 }
+
+#[test]
+fn a_double_precision_model_is_copied_as_it_is() {
+    replica::a_double_precision_model_is_copied_as_it_is(Device::Cpu);
+}

@@ -139,3 +139,21 @@ pub(crate) fn reruns_of_a_model_in_training_see_each_step(device: Device) {
     assert_eq!(model.copies(), 2, "copied again after the step");
     assert_eq!(values(&out), after);
 }
+
+/// A rerun computes in the weights' own kind: an `f64` model is copied as
+/// `f64`, not narrowed to `f32`.
+pub(crate) fn a_double_precision_model_is_copied_as_it_is(device: Device) {
+    let _drill = one_at_a_time();
+    tch::manual_seed(7);
+    let mut store = nn::VarStore::new(device);
+    store.set_kind(Kind::Double);
+    let model = Replica::new(store, mlp);
+    let batch = Tensor::randn([3, 4], (Kind::Double, Device::Cpu));
+    let (out, _) = failing_once(&model, &batch);
+    assert_eq!(out.kind(), Kind::Double);
+    let expected = tch::no_grad(|| model.forward(&batch.to_device(device)));
+    assert!(
+        out.to_device(Device::Cpu)
+            .equal(&expected.to_device(Device::Cpu))
+    );
+}

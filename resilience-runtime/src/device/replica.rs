@@ -6,6 +6,7 @@
 //! `#[safe_mps_op]` function by reference, it is the model itself on the
 //! device, and a CPU copy of it in a rerun.
 
+use std::borrow::Borrow;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,6 +29,9 @@ type Build<M> = dyn Fn(&Path<'_>) -> M + Send + Sync;
 /// changed in place since (`load`, `copy_`: libtorch's version counters
 /// tell); weights changed in inference mode keep no version, so call
 /// [`refresh`](Self::refresh) after such a change.
+///
+/// The copy has the weights' own kind; a half-precision rerun that is
+/// upcast gets an `f32` copy. Each copy is lent to one rerun at a time.
 ///
 /// The copy's variables are frozen: a rerun's result carries no gradient, so
 /// a training step on it fails loudly (libtorch: "does not require grad")
@@ -59,15 +63,15 @@ pub struct Replica<M> {
     store: VarStore,
     model: M,
     build: Arc<Build<M>>,
-    /// The store's variables (sharing their version counters), in one order.
-    variables: Vec<Tensor>,
-    cpu: Mutex<Option<Copy<M>>>,
+    /// The CPU copies not lent to a rerun now: in the weights' own kind,
+    /// and in `f32` (for a half-precision model whose rerun is upcast).
+    cpu: Mutex<[Option<Copy<M>>; 2]>,
     copies: AtomicU64,
 }
 
-/// The CPU copy, and the version of the weights it was copied from.
+/// A CPU copy, and the version of the weights it was copied from.
 struct Copy<M> {
-    replica: Arc<Replica<M>>,
+    replica: Box<Replica<M>>,
     version: Option<i64>,
 }
 
@@ -80,11 +84,10 @@ impl<M> Replica<M> {
 
     fn of(store: VarStore, model: M, build: Arc<Build<M>>) -> Self {
         Self {
-            variables: store.variables().into_values().collect(),
             store,
             model,
             build,
-            cpu: Mutex::new(None),
+            cpu: Mutex::new([None, None]),
             copies: AtomicU64::new(0),
         }
     }
@@ -111,26 +114,45 @@ impl<M> Replica<M> {
 
     /// Copies the weights to the CPU copy at its next use, changed or not.
     pub fn refresh(&self) {
-        *self.cpu.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        *self.cpu.lock().unwrap_or_else(PoisonError::into_inner) = [None, None];
     }
 
-    /// The CPU copy, copied again first when the weights may have changed
-    /// since the last copy.
-    pub fn cpu(&self) -> Result<Arc<Replica<M>>, TchError> {
-        let mut cpu = self.cpu.lock().unwrap_or_else(PoisonError::into_inner);
+    /// A CPU copy for a rerun (`upcast`: in `f32`), copied again first when
+    /// the weights may have changed since the last copy. It is lent: a
+    /// concurrent rerun gets a copy of its own, and the copy goes back when
+    /// the rerun is done.
+    fn lease(&self, upcast: bool) -> Result<Lease<'_, M>, TchError> {
+        let slot = usize::from(upcast);
         let version = self.version();
-        if let Some(copy) = cpu
-            .as_ref()
-            .filter(|copy| version.is_some() && copy.version == version)
-        {
-            return Ok(Arc::clone(&copy.replica));
-        }
-        // A fresh copy each time: a rerun still running on the last one
-        // keeps computing on the weights it started with.
+        let cached = self.cpu.lock().unwrap_or_else(PoisonError::into_inner)[slot].take();
+        let copy = match cached {
+            Some(copy) if version.is_some() && copy.version == version => copy,
+            _ => Copy {
+                replica: Box::new(self.copy_to_cpu(upcast)?),
+                version,
+            },
+        };
+        Ok(Lease {
+            copy: Some(copy),
+            home: self,
+            slot,
+        })
+    }
+
+    /// A fresh CPU copy, built by the same function, frozen: in the weights'
+    /// own kind, or in `f32` when `upcast`.
+    fn copy_to_cpu(&self, upcast: bool) -> Result<Replica<M>, TchError> {
+        let mut sources = self.store.variables();
         let mut store = VarStore::new(Device::Cpu);
         let model = tch::no_grad(|| -> Result<_, TchError> {
             let model = (self.build)(&store.root());
-            let mut sources = self.store.variables();
+            let kind = sources
+                .values()
+                .find(|variable| variable.is_floating_point())
+                .map(Tensor::kind);
+            if let Some(kind) = kind.filter(|_| !upcast) {
+                store.set_kind(kind);
+            }
             for (name, mut variable) in store.variables() {
                 let source = sources.remove(&name).ok_or_else(|| {
                     TchError::TensorNameNotFound(name, "the device's VarStore".into())
@@ -140,25 +162,45 @@ impl<M> Replica<M> {
             Ok(model)
         })?;
         store.freeze();
-        let replica = Arc::new(Replica::of(store, model, Arc::clone(&self.build)));
         self.copies.fetch_add(1, Relaxed);
-        *cpu = Some(Copy {
-            replica: Arc::clone(&replica),
-            version,
-        });
-        Ok(replica)
+        Ok(Replica::of(store, model, Arc::clone(&self.build)))
     }
 
     /// The sum of the variables' version counters, which every in-place
     /// change advances; `None` while a variable is trainable, whose changes
     /// an optimizer makes without one.
     fn version(&self) -> Option<i64> {
-        self.variables
-            .iter()
+        self.store
+            .variables()
+            .values()
             .map(|variable| {
                 (!variable.requires_grad()).then(|| variable.f_internal_version().unwrap_or(0))
             })
             .sum()
+    }
+}
+
+/// A CPU copy lent to one rerun; it goes back to its replica when dropped,
+/// unless another rerun brought one back first.
+#[doc(hidden)]
+pub struct Lease<'a, M> {
+    copy: Option<Copy<M>>,
+    home: &'a Replica<M>,
+    slot: usize,
+}
+
+impl<M> Borrow<Replica<M>> for Lease<'_, M> {
+    fn borrow(&self) -> &Replica<M> {
+        &self.copy.as_ref().expect("lent until dropped").replica
+    }
+}
+
+impl<M> Drop for Lease<'_, M> {
+    fn drop(&mut self) {
+        let mut cpu = self.home.cpu.lock().unwrap_or_else(PoisonError::into_inner);
+        if cpu[self.slot].is_none() {
+            cpu[self.slot] = self.copy.take();
+        }
     }
 }
 
@@ -183,7 +225,7 @@ impl<M: std::fmt::Debug> std::fmt::Debug for Replica<M> {
 /// On the device, the model itself; in a CPU rerun, its CPU copy.
 impl<'x, M> TensorArg for &'x Replica<M> {
     type Held<'a>
-        = Lent<'x, Replica<M>, Arc<Replica<M>>>
+        = Lent<'x, Replica<M>, Lease<'x, M>>
     where
         Self: 'a;
 
@@ -194,7 +236,22 @@ impl<'x, M> TensorArg for &'x Replica<M> {
     fn hold(&self, target: Target) -> Result<Self::Held<'_>, TchError> {
         Ok(match target {
             Target::Device | Target::DeviceCopy => Lent::Same(*self),
-            Target::Cpu | Target::CpuUpcast => Lent::Moved(self.cpu()?),
+            Target::Cpu => Lent::Moved(self.lease(false)?),
+            Target::CpuUpcast => Lent::Moved(self.lease(true)?),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Replica;
+
+    #[test]
+    fn a_replica_crosses_threads_as_its_model_does() {
+        fn send<T: Send>() {}
+        fn sync<T: Sync>() {}
+        send::<Replica<std::sync::Mutex<u8>>>();
+        sync::<Replica<std::sync::Mutex<u8>>>();
+        send::<Replica<tch::nn::Sequential>>();
     }
 }
