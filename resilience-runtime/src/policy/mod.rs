@@ -8,7 +8,7 @@
 //!
 //! ```toml
 //! enabled = true                       # false: every attribute passes through
-//! disabled_kinds = []                  # any of "timeout", "retry", "breaker", "device"
+//! disabled_kinds = []                  # any of "timeout", "retry", "breaker", "device", "monitor"
 //!
 //! [policies."slow-dep"]
 //! timeout = "200ms"
