@@ -22,47 +22,39 @@ impl From<CircuitOpenError> for OrderError {
 mod venues {
     use super::*;
 
+    fn outcome(ok: bool) -> Result<(), OrderError> {
+        if ok {
+            Ok(())
+        } else {
+            Err(OrderError::Rejected)
+        }
+    }
+
     pub(crate) struct Binance;
     pub(crate) struct Kraken;
 
     impl Binance {
         #[circuit_breaker(window = 2, min_calls = 2, failure_rate = 1.0)]
         pub(crate) async fn place(&self, ok: bool) -> Result<(), OrderError> {
-            if ok {
-                Ok(())
-            } else {
-                Err(OrderError::Rejected)
-            }
+            outcome(ok)
         }
 
         /// No `Self` in the signature: reports the module's path.
         #[circuit_breaker(window = 1, min_calls = 1, failure_rate = 1.0)]
         pub(crate) async fn status(ok: bool) -> Result<(), OrderError> {
-            if ok {
-                Ok(())
-            } else {
-                Err(OrderError::Rejected)
-            }
+            outcome(ok)
         }
     }
 
     impl Kraken {
         #[circuit_breaker(window = 2, min_calls = 2, failure_rate = 1.0)]
         pub(crate) async fn place(&self, ok: bool) -> Result<(), OrderError> {
-            if ok {
-                Ok(())
-            } else {
-                Err(OrderError::Rejected)
-            }
+            outcome(ok)
         }
 
         #[circuit_breaker(window = 1, min_calls = 1, failure_rate = 1.0)]
         pub(crate) async fn status(ok: bool) -> Result<(), OrderError> {
-            if ok {
-                Ok(())
-            } else {
-                Err(OrderError::Rejected)
-            }
+            outcome(ok)
         }
     }
 }

@@ -175,9 +175,46 @@ pub(crate) fn device_fallback(function: &'static str, device: String, reason: &'
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use metrics::{Gauge, Histogram, KeyName, SharedString, Unit};
+
+    use super::*;
+
+    /// Counts the counters registered with it.
+    struct Registrations(AtomicUsize);
+
+    impl Recorder for Registrations {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+            self.0.fetch_add(1, Relaxed);
+            Counter::noop()
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
     #[test]
-    fn the_no_op_recorder_is_zero_sized_and_exporters_are_not() {
-        assert_eq!(size_of::<metrics::NoopRecorder>(), 0);
-        metrics::with_recorder(|recorder| assert_eq!(size_of_val(recorder), 0));
+    fn handles_are_registered_once_and_never_with_the_no_op_recorder() {
+        let cached: Cached<Counter> = Cached::new();
+        let register = |recorder: &dyn Recorder| counter(recorder, RETRIES, "function", "f");
+        let mut updates = 0;
+        cached.update(register, |_| updates += 1);
+        assert_eq!(updates, 0, "no recorder installed: nothing to update");
+
+        let recorder = Registrations(AtomicUsize::new(0));
+        metrics::with_local_recorder(&recorder, || {
+            for _ in 0..3 {
+                cached.update(register, |_| updates += 1);
+            }
+        });
+        assert_eq!(updates, 3);
+        assert_eq!(recorder.0.load(Relaxed), 1, "registered once, then cached");
     }
 }

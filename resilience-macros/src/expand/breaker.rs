@@ -5,18 +5,15 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::Ident;
 
-use super::{duration, output_span, policy_option, private_ident};
+use super::{duration, option, output_span, private_ident};
 use crate::args::BreakerArgs;
 use crate::item::FnItem;
 
 /// The site of one `#[circuit_breaker]`: its settings, for `function`.
 pub(super) fn site(args: &BreakerArgs, function: &Ident) -> TokenStream {
     let private = quote!(::resilience_runtime::__private::breaker);
-    let name = match &args.name {
-        Some(name) => quote!(::core::option::Option::Some(#name)),
-        None => quote!(::core::option::Option::None),
-    };
-    let policy = policy_option(args.policy.as_ref());
+    let name = option(args.name.as_ref());
+    let policy = option(args.policy.as_ref());
     let BreakerArgs {
         failure_rate,
         window,
@@ -27,13 +24,7 @@ pub(super) fn site(args: &BreakerArgs, function: &Ident) -> TokenStream {
         ..
     } = args;
     let open_for = duration(open_for);
-    let slow_call = match slow_call {
-        Some(d) => {
-            let d = duration(d);
-            quote!(::core::option::Option::Some(#d))
-        }
-        None => quote!(::core::option::Option::None),
-    };
+    let slow_call = option(slow_call.as_ref().map(duration));
     quote! {
         #private::BreakerSite::new(
             #name,

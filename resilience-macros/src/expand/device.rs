@@ -13,7 +13,7 @@ use syn::{
     TypeReference,
 };
 
-use super::{fake_return_edge, output_span, policy_option, private_ident};
+use super::{fake_return_edge, option, output_span, private_ident};
 use crate::args::{DeviceArgs, Errors};
 use crate::item::FnItem;
 
@@ -47,7 +47,7 @@ impl Device {
             ref policy,
         } = self.args;
         let rerun = idempotent || !self.parts.mutable_state;
-        let policy = policy_option(policy.as_ref());
+        let policy = option(policy.as_ref());
         quote! {
             static #site: #private::DeviceSite = #private::DeviceSite::new(
                 &#function,

@@ -19,10 +19,11 @@ use quote::quote;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Ident, Type, TypeInfer};
 
-/// `Some("name")` or `None`, for a site's `policy = "…"` name.
-fn policy_option(policy: Option<&syn::LitStr>) -> TokenStream {
-    match policy {
-        Some(name) => quote!(::core::option::Option::Some(#name)),
+/// `Some(value)` or `None`, as the expression that builds it: a site's
+/// `policy = "…"` name, a breaker's name, an optional duration.
+fn option(value: Option<impl quote::ToTokens>) -> TokenStream {
+    match value {
+        Some(value) => quote!(::core::option::Option::Some(#value)),
         None => quote!(::core::option::Option::None),
     }
 }

@@ -5,20 +5,14 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::Ident;
 
-use super::{duration, policy_option, private_ident};
+use super::{duration, option, private_ident};
 use crate::args::MonitorArgs;
 
 /// The site of one `#[monitor]`: its settings, for `function`.
 pub(super) fn site(args: &MonitorArgs, function: &Ident) -> TokenStream {
-    let policy = policy_option(args.policy.as_ref());
-    let name = policy_option(args.name.as_ref());
-    let slow = match &args.slow {
-        Some(slow) => {
-            let slow = duration(slow);
-            quote!(::core::option::Option::Some(#slow))
-        }
-        None => quote!(::core::option::Option::None),
-    };
+    let policy = option(args.policy.as_ref());
+    let name = option(args.name.as_ref());
+    let slow = option(args.slow.as_ref().map(duration));
     quote! {
         ::resilience_runtime::__private::MonitorSite::new(&#function, #policy, #name, #slow)
     }

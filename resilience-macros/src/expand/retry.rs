@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::{Error, FnArg, Ident, Pat, Receiver, ReceiverKind, Type};
 
-use super::{duration, output_span, policy_option, private_ident};
+use super::{duration, option, output_span, private_ident};
 use crate::args::RetryArgs;
 use crate::item::FnItem;
 
@@ -75,7 +75,7 @@ pub(super) fn site(args: &RetryArgs, function: &Ident) -> TokenStream {
         policy,
         ..
     } = args;
-    let policy = policy_option(policy.as_ref());
+    let policy = option(policy.as_ref());
     // `exponential(base, factor)` or `constant(base)`.
     let (growth, factor) = if *exponential {
         (quote!(exponential), quote!(, #factor))

@@ -6,14 +6,14 @@ use quote::{quote, quote_spanned};
 use syn::Ident;
 use syn::spanned::Spanned;
 
-use super::{policy_option, private_ident};
+use super::{option, private_ident};
 use crate::args::TimeoutArgs;
 use crate::item::FnItem;
 
 /// The site of one `#[timeout_async]`: its settings, for `function`.
 pub(super) fn site(args: &TimeoutArgs, function: &Ident) -> TokenStream {
     let (secs, nanos) = (args.limit.as_secs(), args.limit.subsec_nanos());
-    let policy = policy_option(args.policy.as_ref());
+    let policy = option(args.policy.as_ref());
     let fail_soft = args.on_timeout.is_some();
     quote! {
         ::resilience_runtime::__private::TimeoutSite::new(
