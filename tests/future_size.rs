@@ -1,5 +1,6 @@
 //! The annotated future stays close in size to a hand-written
-//! `tokio::time::timeout` around the same body.
+//! `tokio::time::timeout` around the same body: at most 72 bytes more, of
+//! which 8 are the call's frame state (see `watchdog`).
 
 use std::io;
 use std::mem::size_of_val;
@@ -25,12 +26,12 @@ async fn annotated(buffer: [u8; 64]) -> io::Result<u8> {
 }
 
 #[test]
-fn annotated_future_is_at_most_64_bytes_larger() {
+fn annotated_future_is_at_most_72_bytes_larger() {
     let hand_written = size_of_val(&hand_written([0; 64]));
     let annotated = size_of_val(&annotated([0; 64]));
     println!("hand-written {hand_written} bytes, annotated {annotated} bytes");
     assert!(
-        annotated <= hand_written + 64,
+        annotated <= hand_written + 72,
         "annotated {annotated} bytes vs hand-written {hand_written} bytes"
     );
 }

@@ -1,21 +1,96 @@
-//! Fault injection for tests and drills.
+//! Fault injection for tests and drills: stalls, blocking, errors and
+//! device failures, injected into named functions.
 //!
 //! ```
+//! use std::time::Duration;
 //! use resilience_runtime::chaos;
 //!
+//! // The next two calls of `my_app::feed::connect` wait 3 s before the body runs.
+//! chaos::inject_delay("my_app::feed::connect", Duration::from_secs(3), 2);
 //! // The next two calls of `my_app::infer` fail as if the GPU ran out of memory.
 //! chaos::inject_device_error("my_app::infer", "CUDA out of memory. Tried to allocate 2.00 GiB", 2);
-//! # chaos::clear();
+//! chaos::clear();
 //! ```
+//!
+//! A policy file can inject the same faults for a drill in staging: a
+//! `[chaos]` table, in force only when the file also says
+//! `chaos_enabled = true`. [`clear`] and the kill switch (`enabled = false`,
+//! `RESILIENCE_DISABLE=all`) stop everything injected.
 
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::attention::{self, Reason};
+use crate::registry::{Function, functions};
 
 static PLANS: Mutex<Vec<Plan>> = Mutex::new(Vec::new());
 
 struct Plan {
     function: String,
-    message: String,
-    remaining: usize,
+    fault: Fault,
+    remaining: u64,
+    /// Made by a policy file: the next file's table replaces it.
+    from_file: bool,
+}
+
+#[derive(Clone, PartialEq)]
+enum Fault {
+    Device(String),
+    Delay(Duration),
+    Blocking(Duration),
+    Error,
+}
+
+impl Fault {
+    fn same_kind(&self, other: &Fault) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+    }
+}
+
+/// The error an injected failure is built from: `#[timeout_async]`,
+/// `#[retry]`, `#[circuit_breaker]` and `#[monitor]` functions whose return
+/// type is `Result<T, E>` with `E: From<InjectedError>` (named in the
+/// signature, not generic) return `Err(InjectedError.into())` in place of
+/// running the body. Other return types cannot carry it: the injection is a
+/// WARN there and the body runs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a fault injected into `{function}` (chaos::inject_error)")]
+pub struct InjectedError {
+    function: &'static str,
+}
+
+impl InjectedError {
+    /// The function it was injected into.
+    pub fn function(&self) -> &'static str {
+        self.function
+    }
+}
+
+/// Makes the next `times` calls of `function` wait `delay` before the body
+/// runs: a stalled dependency. The wait is asynchronous, inside every
+/// deadline of the function, and ends early when the call is dropped.
+///
+/// `function` is the path errors report (`my_app::feed::connect`; a method's
+/// includes its type). A new injection of the same kind replaces the
+/// pending one; a `function` no annotated function is called is a WARN with
+/// the closest one. Each call (each attempt, under a `#[retry]` written
+/// above) takes one.
+pub fn inject_delay(function: &str, delay: Duration, times: u32) {
+    inject(function, Fault::Delay(delay), times.into(), false);
+}
+
+/// Makes the next `times` calls of `function` block their thread for
+/// `delay` before the body runs: a blocking bug, which no deadline can cut
+/// short and the [`watchdog`](crate::watchdog) reports.
+pub fn inject_blocking(function: &str, delay: Duration, times: u32) {
+    inject(function, Fault::Blocking(delay), times.into(), false);
+}
+
+/// Makes the next `times` calls of `function` fail with an
+/// [`InjectedError`] in place of running the body, as if the body had
+/// returned it.
+pub fn inject_error(function: &str, times: u32) {
+    inject(function, Fault::Error, times.into(), false);
 }
 
 /// Makes the next `times` device attempts of `function` fail as if libtorch
@@ -33,24 +108,109 @@ struct Plan {
 /// Only the functions it names pay for it: every other call still checks
 /// one relaxed flag of its own.
 pub fn inject_device_error(function: &str, message: impl Into<String>, times: usize) {
+    inject(function, Fault::Device(message.into()), times as u64, false);
+}
+
+fn inject(function: &str, fault: Fault, times: u64, from_file: bool) {
     let mut plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
-    plans.retain(|plan| plan.function != function);
+    plans.retain(|plan| !(plan.function == function && plan.fault.same_kind(&fault)));
+    let device = matches!(fault, Fault::Device(_));
     if times > 0 {
         plans.push(Plan {
             function: function.to_owned(),
-            message: message.into(),
+            fault,
             remaining: times,
+            from_file,
         });
+        if !device && !functions().any(|f| f.is_called(function)) {
+            tracing::warn!(
+                function,
+                did_you_mean = crate::policy::check::closest(function).unwrap_or(""),
+                "no annotated function is called this; the injection will never fire"
+            );
+        }
     }
-    arm(function, times > 0);
+    if device {
+        arm(function, times > 0);
+    }
+    armed(&plans);
+}
+
+/// Sets the call-fault flag when a plan other than a device error is left.
+fn armed(plans: &[Plan]) {
+    let calls = plans.iter().any(|p| !matches!(p.fault, Fault::Device(_)));
+    attention::set(Reason::Faults, calls);
 }
 
 /// Removes every pending injection.
 pub fn clear() {
     let mut plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
     for plan in plans.drain(..) {
-        arm(&plan.function, false);
+        if let Fault::Device(_) = plan.fault {
+            arm(&plan.function, false);
+        }
     }
+    armed(&plans);
+}
+
+/// What a policy file's `[chaos]` table injects: function, delay,
+/// blocking, error, times. It replaces what the previous file injected.
+pub(crate) fn from_file(entries: &[(String, Option<Duration>, Option<Duration>, bool, u32)]) {
+    {
+        let mut plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
+        plans.retain(|plan| !plan.from_file);
+        armed(&plans);
+    }
+    for (function, delay, blocking, error, times) in entries {
+        let times = u64::from(*times);
+        if let Some(delay) = delay {
+            inject(function, Fault::Delay(*delay), times, true);
+        }
+        if let Some(blocking) = blocking {
+            inject(function, Fault::Blocking(*blocking), times, true);
+        }
+        if *error {
+            inject(function, Fault::Error, times, true);
+        }
+    }
+}
+
+/// The faults one call of `function` takes.
+#[derive(Default)]
+pub(crate) struct CallFaults {
+    pub(crate) delay: Option<Duration>,
+    pub(crate) blocking: Option<Duration>,
+    pub(crate) error: Option<InjectedError>,
+}
+
+/// Takes this call's share of what is injected into `function`; nothing
+/// while the kill switch turns everything off.
+#[cold]
+pub(crate) fn take_call_faults(function: &'static Function) -> CallFaults {
+    let mut faults = CallFaults::default();
+    if crate::policy::kind_off_all() {
+        return faults;
+    }
+    let mut plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
+    for plan in plans.iter_mut() {
+        if matches!(plan.fault, Fault::Device(_)) || !function.is_called(&plan.function) {
+            continue;
+        }
+        plan.remaining -= 1;
+        match plan.fault {
+            Fault::Delay(delay) => faults.delay = Some(delay),
+            Fault::Blocking(delay) => faults.blocking = Some(delay),
+            Fault::Error => {
+                faults.error = Some(InjectedError {
+                    function: function.path(),
+                })
+            }
+            Fault::Device(_) => unreachable!("skipped above"),
+        }
+    }
+    plans.retain(|plan| plan.remaining > 0);
+    armed(&plans);
+    faults
 }
 
 /// Sets the flag of each device site called `function`.
@@ -91,17 +251,23 @@ pub(crate) fn take_device_error(
     armed: &std::sync::atomic::AtomicBool,
 ) -> Option<String> {
     let mut plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
-    let Some(index) = plans.iter().position(|plan| plan.function == function) else {
+    let device = |plan: &Plan| plan.function == function && matches!(plan.fault, Fault::Device(_));
+    let Some(index) = plans.iter().position(device) else {
         armed.store(false, std::sync::atomic::Ordering::Relaxed);
         return None;
     };
     let plan = &mut plans[index];
+    let Fault::Device(message) = &plan.fault else {
+        unreachable!("found above");
+    };
+    let message = message.clone();
     plan.remaining -= 1;
     if plan.remaining > 0 {
-        return Some(plan.message.clone());
+        return Some(message);
     }
     armed.store(false, std::sync::atomic::Ordering::Relaxed);
-    Some(plans.swap_remove(index).message)
+    plans.swap_remove(index);
+    Some(message)
 }
 
 #[cfg(test)]

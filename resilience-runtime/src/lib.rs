@@ -34,7 +34,9 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod attention;
 pub mod breaker;
+mod call;
 pub mod chaos;
 pub mod deadline;
 pub mod device;
@@ -46,6 +48,7 @@ pub mod retry;
 pub mod sites;
 #[cfg(feature = "metrics")]
 mod telemetry;
+pub mod watchdog;
 
 /// Puts a deadline on an `async fn`.
 ///
@@ -218,6 +221,7 @@ pub use sites::sites;
 /// What expanded attributes call. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::call::{Call, Named, Pick, PickCannotFail, PickFails};
     pub use crate::deadline::FromTimeout;
     pub use crate::deadline::site::TimeoutSite;
     pub use crate::monitor::site::{Entered, MonitorSite};

@@ -7,7 +7,8 @@
 //! reach this module through `__private`; users see it through
 //! [`sites`](crate::sites()).
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use linkme::distributed_slice;
 
@@ -39,6 +40,8 @@ pub struct Function {
     monitor: monitor::Site,
     #[cfg(feature = "metrics")]
     durations: telemetry::Cached<[metrics::Histogram; 2]>,
+    /// Its number in [`by_id`], from 1; 0 until it needs one.
+    id: AtomicU32,
 }
 
 /// One attribute of a function, outermost first.
@@ -87,9 +90,14 @@ impl LayerSite {
     /// method not yet run also answers to `Type::method` paths of its crate).
     pub(crate) fn reached_by(self, function: &Function, key: &str) -> bool {
         let [first, second] = self.keys();
+        let path = first.filter(|first| *first == function.path());
         second == Some(key)
             || first == Some(key)
-            || (first == Some(function.path()) && function.is_called(key))
+            || (path.is_some() && function.is_called(key))
+            || path.is_some_and(|path| {
+                path.strip_prefix(key)
+                    .is_some_and(|rest| rest.starts_with("::"))
+            })
     }
 }
 
@@ -110,7 +118,32 @@ impl Function {
             monitor: monitor::Site::new(),
             #[cfg(feature = "metrics")]
             durations: telemetry::Cached::new(),
+            id: AtomicU32::new(0),
         }
+    }
+
+    /// Its number, from 1, for records that hold a function in an atomic
+    /// (the watchdog's frames); [`by_id`] gives the function back.
+    #[inline]
+    pub(crate) fn id(&'static self) -> u32 {
+        match self.id.load(Relaxed) {
+            0 => self.assign_id(),
+            id => id,
+        }
+    }
+
+    #[cold]
+    fn assign_id(&'static self) -> u32 {
+        let mut numbered = NUMBERED.lock().unwrap_or_else(PoisonError::into_inner);
+        // Under the lock: a racing caller found 0 too, and may have won.
+        let id = self.id.load(Relaxed);
+        if id != 0 {
+            return id;
+        }
+        numbered.push(self);
+        let id = u32::try_from(numbered.len()).expect("fewer than 2^32 functions");
+        self.id.store(id, Relaxed);
+        id
     }
 
     /// Records a call that started at `start` and just completed, `failed`
@@ -195,6 +228,15 @@ impl Function {
             && key.ends_with(&format!("::{}", self.name))
             && krate(key) == krate(self.path)
     }
+}
+
+/// Functions that have a number, in order.
+static NUMBERED: Mutex<Vec<&'static Function>> = Mutex::new(Vec::new());
+
+/// The function numbered `id` (see [`Function::id`]).
+pub(crate) fn by_id(id: u32) -> Option<&'static Function> {
+    let numbered = NUMBERED.lock().unwrap_or_else(PoisonError::into_inner);
+    numbered.get(usize::try_from(id).ok()?.checked_sub(1)?).copied()
 }
 
 /// Every annotated function of the program.

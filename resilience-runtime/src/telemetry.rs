@@ -18,6 +18,8 @@ pub(crate) const DURATION: &str = "resilience_call_duration_seconds";
 pub(crate) const RETRIES: &str = "resilience_retries_total";
 pub(crate) const BREAKER_STATE: &str = "resilience_circuitbreaker_state";
 pub(crate) const TRANSITIONS: &str = "resilience_circuitbreaker_transitions_total";
+pub(crate) const WATCHDOG_EVENTS: &str = "resilience_watchdog_events_total";
+pub(crate) const ESCALATIONS: &str = "resilience_escalations_total";
 #[cfg(feature = "tch")]
 pub(crate) const FALLBACKS: &str = "resilience_device_fallbacks_total";
 
@@ -164,6 +166,16 @@ pub(crate) fn transition(breaker: &'static str, from: State, to: State) {
     )
     .increment(1);
     breaker_state(breaker, to);
+}
+
+/// `resilience_watchdog_events_total{function, kind}`.
+pub(crate) fn watchdog_event(function: &'static str, kind: &'static str) {
+    metrics::counter!(WATCHDOG_EVENTS, "function" => function, "kind" => kind).increment(1);
+}
+
+/// `resilience_escalations_total{function, cause}`.
+pub(crate) fn escalation(function: &'static str, cause: &'static str) {
+    metrics::counter!(ESCALATIONS, "function" => function, "cause" => cause).increment(1);
 }
 
 /// `resilience_device_fallbacks_total{function, device, reason}`.

@@ -16,7 +16,7 @@ use syn::{Attribute, Ident, Meta};
 // the entry points.
 #[cfg(feature = "tch")]
 use super::device::Device;
-use super::{breaker, declare_function, fake_return_edge, private_ident, timeout};
+use super::{breaker, call, declare_function, fake_return_edge, private_ident, timeout};
 #[cfg(feature = "tch")]
 use crate::args::DeviceArgs;
 use crate::args::{BreakerArgs, Errors, MonitorArgs, RetryArgs, TimeoutArgs};
@@ -489,7 +489,7 @@ fn layered(
     let (innermost, direct) = if sync {
         (Inner::Expr(call.clone()), call)
     } else {
-        (Inner::Future(call.clone()), quote!(#call.await))
+        (Inner::Future(self::call(call.clone())), quote!(#call.await))
     };
     let layered = layers
         .iter()

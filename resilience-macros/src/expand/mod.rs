@@ -37,6 +37,7 @@ fn declare_function(item: &crate::item::FnItem, layers: &[TokenStream]) -> (Iden
     let private = quote!(::resilience_runtime::__private);
     let function = private_ident("__RESILIENCE_FUNCTION");
     let registered = private_ident("__RESILIENCE_REGISTERED");
+    let named = named();
     let name = item.sig.ident.unraw().to_string();
     let method = item.is_method();
     // A method's path names its type, which only its body can see.
@@ -51,9 +52,41 @@ fn declare_function(item: &crate::item::FnItem, layers: &[TokenStream]) -> (Iden
         #[#private::linkme::distributed_slice(#private::FUNCTIONS)]
         #[linkme(crate = #private::linkme)]
         static #registered: &#private::Function = &#function;
+        #[allow(dead_code)]
+        struct #named;
+        impl #private::Named for #named {
+            #[inline]
+            fn function() -> &'static #private::Function {
+                &#function
+            }
+        }
         #resolve
     };
     (function, tokens)
+}
+
+/// The zero-sized type that names the function [`declare_function`]
+/// declares, for `__private::Call`.
+fn named() -> Ident {
+    private_ident("__ResilienceFunction")
+}
+
+/// `future`, the body of one call of the declared function, as a
+/// `__private::Call`: the frame the watchdog sees, and injected faults.
+fn call(future: TokenStream) -> TokenStream {
+    let private = quote!(::resilience_runtime::__private);
+    let named = named();
+    let body = private_ident("__resilience_body_future");
+    let pick = private_ident("__resilience_pick");
+    quote! {{
+        let #body = #future;
+        let #pick = {
+            #[allow(unused_imports)]
+            use #private::{PickCannotFail as _, PickFails as _};
+            (&&#private::Pick::of(&#body)).pick()
+        };
+        #private::Call::<_, #named, _>::new(#body, #pick)
+    }}
 }
 
 /// A `Duration` as the expression that builds it.

@@ -140,6 +140,7 @@ pub(super) fn wrap(
     quote! {{
         let mut #retrier = #private::Retrier::new(&#site);
         loop {
+            #retrier.attempt();
             let #output = #inner;
             // Only a failure awaits anything more. The error is shown in
             // events by `Display`, else `Debug`; it is not held across the

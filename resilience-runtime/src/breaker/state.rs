@@ -183,6 +183,11 @@ impl Breaker {
         #[cfg(feature = "metrics")]
         crate::telemetry::transition(self.name(), moved.from, moved.to);
         let (from, to) = (moved.from.as_str(), moved.to.as_str());
+        if moved.to == State::Open {
+            crate::watchdog::escalation::record_breaker(self.name(), || {
+                format!("circuit breaker `{}` opened (from {from})", self.name())
+            });
+        }
         match moved.window {
             Some((failed, calls)) => tracing::warn!(
                 breaker = self.name(),

@@ -1,5 +1,8 @@
+use std::fmt;
 use std::io;
 use std::time::Duration;
+
+use crate::watchdog::Chain;
 
 /// A deadline passed before the function finished.
 ///
@@ -20,17 +23,51 @@ use std::time::Duration;
 /// );
 /// # }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "`{function}` timed out after {elapsed:?} (limit {limit:?}{})",
-    if *.inherited { ", the budget left by an enclosing deadline" } else { "" }
-)]
+///
+/// The alternate form, `format!("{error:#}")`, is a report over several
+/// lines: whose deadline fired and, while frames are tracked (see
+/// [`watchdog`](crate::watchdog)), the annotated calls that were in flight
+/// inside it, innermost last, each with how long it had run and whether it
+/// was waiting or being polled.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimeoutError {
     function: &'static str,
+    owner: &'static str,
     limit: Duration,
     elapsed: Duration,
     inherited: bool,
+    chain: Option<Chain>,
 }
+
+impl fmt::Display for TimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            function,
+            limit,
+            elapsed,
+            ..
+        } = self;
+        write!(f, "`{function}` timed out after {elapsed:?} (limit {limit:?}")?;
+        if self.inherited {
+            f.write_str(", the budget left by an enclosing deadline")?;
+        }
+        f.write_str(")")?;
+        if !f.alternate() {
+            return Ok(());
+        }
+        write!(f, "\n  deadline of `{}`", self.owner)?;
+        match &self.chain {
+            Some(chain) if !chain.is_empty() => {
+                f.write_str("; in flight inside it when it fired, innermost last:")?;
+                chain.lines(f, "\n    ")
+            }
+            Some(_) => f.write_str("; no annotated call was in flight inside it"),
+            None => f.write_str("; calls in flight are listed while frames are tracked"),
+        }
+    }
+}
+
+impl std::error::Error for TimeoutError {}
 
 impl TimeoutError {
     pub(crate) fn new(
@@ -41,10 +78,30 @@ impl TimeoutError {
     ) -> Self {
         Self {
             function,
+            owner: function,
             limit,
             elapsed,
             inherited,
+            chain: None,
         }
+    }
+
+    pub(crate) fn with_owner(mut self, owner: &'static str) -> Self {
+        self.owner = owner;
+        self
+    }
+
+    pub(crate) fn with_chain(mut self, chain: Option<Chain>) -> Self {
+        self.chain = chain;
+        self
+    }
+
+    /// The function whose deadline fired: [`function`](Self::function)
+    /// itself, or, when [`inherited`](Self::inherited), the enclosing
+    /// annotated function (or `resilience_runtime::timeout`) whose budget
+    /// ran out.
+    pub fn deadline_owner(&self) -> &'static str {
+        self.owner
     }
 
     /// The function whose deadline fired: its module path and name, e.g.

@@ -18,7 +18,7 @@ thread_local! {
     // belongs to the task being polled. A plain `Cell` rather than a tokio
     // task-local: the deadline is already stored in the future, and a task-local
     // scope would store a second copy in every timed future.
-    static CURRENT: Cell<Option<Instant>> = const { Cell::new(None) };
+    static CURRENT: Cell<Option<Scope>> = const { Cell::new(None) };
     // The function whose own deadline is dropping its body on this thread,
     // for the destructors that run meanwhile (a breaker's permit counts that
     // as a failure).
@@ -48,15 +48,28 @@ fn drop_expired<F>(mut future: Pin<&mut Option<F>>, function: &'static str, inhe
     future.set(None);
 }
 
-pub(super) fn current() -> Option<Instant> {
+/// A deadline budget in force: when it runs out, and whose deadline it is.
+#[derive(Clone, Copy)]
+pub(crate) struct Scope {
+    pub(crate) deadline: Instant,
+    pub(crate) owner: &'static Function,
+}
+
+/// The budget of the innermost scope being polled on this thread.
+#[inline]
+pub(crate) fn scope() -> Option<Scope> {
     CURRENT.get()
+}
+
+pub(super) fn current() -> Option<Instant> {
+    CURRENT.get().map(|scope| scope.deadline)
 }
 
 /// Polls with `budget` as the current budget, restoring the enclosing one
 /// afterwards, also when the poll unwinds.
 #[inline]
-fn with_budget<R>(budget: Option<Instant>, poll: impl FnOnce() -> R) -> R {
-    struct Restore(Option<Instant>);
+fn with_budget<R>(budget: Option<Scope>, poll: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Scope>);
 
     impl Drop for Restore {
         #[inline]
@@ -76,12 +89,12 @@ pin_project! {
     pub struct Budgeted<F> {
         #[pin]
         future: F,
-        budget: Option<Instant>,
+        budget: Option<Scope>,
     }
 }
 
 impl<F> Budgeted<F> {
-    pub(super) fn new(budget: Option<Instant>, future: F) -> Self {
+    pub(super) fn new(budget: Option<Scope>, future: F) -> Self {
         Self { future, budget }
     }
 }
@@ -213,7 +226,13 @@ impl<F: Future> Future for Timeout<F> {
         };
         let limit = *this.limit;
         let deadline = Self::deadline(start, limit);
-        if let Poll::Ready(output) = with_budget(Some(deadline), || future.poll(cx)) {
+        // An inherited deadline is the enclosing scope's, polled inside it.
+        let owner = match scope() {
+            Some(enclosing) if limit.inherited() => enclosing.owner,
+            _ => *this.function,
+        };
+        let budget = Some(Scope { deadline, owner });
+        if let Poll::Ready(output) = with_budget(budget, || future.poll(cx)) {
             this.future.set(None);
             return Poll::Ready(Ok(output));
         }
@@ -227,10 +246,16 @@ impl<F: Future> Future for Timeout<F> {
             Poll::Ready(()) => {
                 // Dropped before the error is handed out, so that the body's
                 // destructors have run when the caller sees the timeout.
-                let function = this.function.path();
-                drop_expired(this.future, function, limit.inherited());
+                let function = *this.function;
+                // Read while the calls inside are still in flight.
+                let chain = crate::watchdog::chain_inside(owner, function);
+                drop_expired(this.future, function.path(), limit.inherited());
                 Poll::Ready(Err(expired(
-                    function,
+                    Expired {
+                        function,
+                        owner,
+                        chain,
+                    },
                     start,
                     deadline,
                     limit.inherited(),
@@ -275,24 +300,37 @@ fn check_runtime(function: &'static str) {
 }
 
 /// Builds the error and reports it; out of line so the success path stays small.
+/// Whose call expired, whose deadline it was, and what ran inside it.
+struct Expired {
+    function: &'static Function,
+    owner: &'static Function,
+    chain: Option<crate::watchdog::Chain>,
+}
+
 #[cold]
 #[inline(never)]
 fn expired(
-    function: &'static str,
+    expired: Expired,
     start: Instant,
     deadline: Instant,
     inherited: bool,
     soft: bool,
 ) -> TimeoutError {
+    let function = expired.function.path();
+    let owner = expired.owner.path();
     let limit = deadline.saturating_duration_since(start);
     let elapsed = start.elapsed();
     let (limit_ms, elapsed_ms) = (millis(limit), millis(elapsed));
+    let chain = expired.chain.as_ref().map(|chain| chain.to_string());
+    let chain = chain.as_deref().unwrap_or("");
     if soft {
         tracing::info!(
             function,
             limit_ms,
             elapsed_ms,
             inherited,
+            owner,
+            chain,
             "deadline exceeded; returning the fail-soft value"
         );
     } else if let Some(suppressed) = may_warn(function, Warning::Timeout) {
@@ -301,17 +339,24 @@ fn expired(
             limit_ms,
             elapsed_ms,
             inherited,
+            owner,
+            chain,
             suppressed,
             "deadline exceeded"
         );
     }
+    crate::watchdog::escalation::record(expired.function, crate::watchdog::Cause::Timeout, || {
+        format!("`{function}` timed out after {elapsed:?} (limit {limit:?})")
+    });
     TimeoutError::new(function, limit, elapsed, inherited)
+        .with_owner(owner)
+        .with_chain(expired.chain)
 }
 
 impl<F> std::fmt::Debug for Budgeted<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Budgeted")
-            .field("budget", &self.budget)
+            .field("budget", &self.budget.map(|scope| scope.deadline))
             .finish_non_exhaustive()
     }
 }

@@ -37,7 +37,7 @@ use tokio::time::Instant;
 use crate::registry::Function;
 
 pub use error::TimeoutError;
-pub(crate) use future::expiring;
+pub(crate) use future::{expiring, scope};
 pub use future::{Budgeted, Timeout};
 
 /// How a function's return type reports a timeout.
@@ -120,7 +120,7 @@ pub fn remaining() -> Option<Duration> {
 /// # }
 /// ```
 pub fn propagate<F: IntoFuture>(future: F) -> Budgeted<F::IntoFuture> {
-    Budgeted::new(current(), future.into_future())
+    Budgeted::new(future::scope(), future.into_future())
 }
 
 /// Runs `future` with a deadline `limit` from now, nested in any enclosing budget.

@@ -37,6 +37,22 @@ pub(super) fn check(path: &Path, policy: &PolicyFile) {
     }
 }
 
+/// Whether `key` names a module of some annotated function, and no
+/// function or name.
+pub(crate) fn is_module(key: &str) -> bool {
+    functions().any(|function| {
+        function
+            .path()
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.starts_with("::"))
+    }) && !functions().any(|function| {
+        function
+            .layers()
+            .iter()
+            .any(|layer| layer.keys().contains(&Some(key)))
+    })
+}
+
 /// The attributes a key reaches (see [`LayerSite::keys`]).
 fn layers_of(key: &str) -> Vec<LayerSite> {
     let mut layers = Vec::new();

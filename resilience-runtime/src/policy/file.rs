@@ -53,9 +53,18 @@ pub(crate) struct PolicyFile {
     /// Kinds turned into pass-throughs: `timeout`, `retry`, `breaker`, `device`, `monitor`.
     #[serde(default)]
     pub(crate) disabled_kinds: Vec<Kind>,
-    /// Per function path or `policy = "…"` name.
+    /// Per function path, `policy = "…"` name, or module path.
     #[serde(default)]
     pub(crate) policies: HashMap<String, Entry>,
+    /// Escalation for functions whose entries set none.
+    #[serde(default)]
+    pub(crate) escalate: Option<EscalateEntry>,
+    /// `true` puts the `[chaos]` table in force.
+    #[serde(default)]
+    pub(crate) chaos_enabled: bool,
+    /// Faults to inject, per function path.
+    #[serde(default)]
+    pub(crate) chaos: HashMap<String, ChaosEntry>,
 }
 
 fn yes() -> bool {
@@ -98,6 +107,8 @@ pub(crate) struct Entry {
     pub(crate) device: Option<DeviceEntry>,
     #[serde(default)]
     pub(crate) monitor: Option<MonitorEntry>,
+    #[serde(default)]
+    pub(crate) escalate: Option<EscalateEntry>,
 }
 
 /// Field by field: each field of `self`, or else of `other`.
@@ -122,8 +133,10 @@ or_fields!(
     retry,
     circuit_breaker,
     device,
-    monitor
+    monitor,
+    escalate
 );
+or_fields!(EscalateEntry { after, within });
 or_fields!(RetryEntry {
     enabled,
     attempts,
@@ -191,6 +204,51 @@ pub(crate) struct DeviceEntry {
 pub(crate) struct MonitorEntry {
     pub(crate) enabled: Option<bool>,
     pub(crate) slow: Option<Limit>,
+}
+
+/// `escalate = { after = 5, within = "1m" }`: the `after`-th failure within
+/// `within` escalates.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EscalateEntry {
+    pub(crate) after: Option<Attempts>,
+    pub(crate) within: Option<Limit>,
+}
+
+/// One function's entry in `[chaos]`: at least one fault, `times` calls.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "RawChaos")]
+pub(crate) struct ChaosEntry {
+    pub(crate) delay: Option<Duration>,
+    pub(crate) blocking: Option<Duration>,
+    pub(crate) error: bool,
+    pub(crate) times: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChaos {
+    delay: Option<Delay>,
+    blocking: Option<Delay>,
+    #[serde(default)]
+    error: bool,
+    times: Option<Attempts>,
+}
+
+impl TryFrom<RawChaos> for ChaosEntry {
+    type Error = String;
+
+    fn try_from(raw: RawChaos) -> Result<Self, String> {
+        if raw.delay.is_none() && raw.blocking.is_none() && !raw.error {
+            return Err("a chaos entry injects nothing; give `delay = \"…\"`, `blocking = \"…\"` or `error = true`".into());
+        }
+        Ok(Self {
+            delay: raw.delay.map(|d| d.0),
+            blocking: raw.blocking.map(|d| d.0),
+            error: raw.error,
+            times: raw.times.map_or(1, |t| t.0),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -42,7 +42,7 @@ pub(crate) use file::{BackoffKind, JitterKind};
 #[cfg(feature = "tch")]
 pub(crate) use file::{FallbackKind, ReturnTo};
 pub use file::{Kind, PolicyError};
-pub(crate) use state::{Gate, at_defaults, gate, kind_off};
+pub(crate) use state::{Gate, at_defaults, gate, kind_off, kind_off_all};
 
 /// Reads the policy file at `path` and puts it in force.
 ///

@@ -38,6 +38,63 @@ static LOADING: Mutex<()> = Mutex::new(());
 
 struct Snapshot {
     entries: HashMap<String, Entry>,
+    /// Whether some key names a module (`my_app::venues`) rather than a
+    /// function or a name: only then do calls look their modules up.
+    modules: bool,
+    escalate: Option<file::EscalateEntry>,
+}
+
+/// The keys of the modules enclosing the function at `path`, innermost
+/// first: `a::b::f` gives `a::b`, `a`.
+fn modules_of(path: &str) -> impl Iterator<Item = &str> {
+    let mut rest = path;
+    std::iter::from_fn(move || {
+        let (module, _) = rest.rsplit_once("::")?;
+        rest = module;
+        Some(module)
+    })
+}
+
+/// The entry for `keys` (a function's path first), merged field by field:
+/// the keys in order, then the modules of the path, innermost first.
+fn merged(snapshot: &Snapshot, keys: &[Option<&'static str>]) -> Option<Entry> {
+    let modules = keys
+        .first()
+        .copied()
+        .flatten()
+        .filter(|_| snapshot.modules)
+        .into_iter()
+        .flat_map(modules_of);
+    keys.iter()
+        .flatten()
+        .copied()
+        .chain(modules)
+        .filter_map(|key| snapshot.entries.get(key))
+        .fold(None, |merged: Option<Entry>, entry| {
+            Some(merged.map_or(*entry, |merged| merged.or(entry)))
+        })
+}
+
+/// When failures of `function` escalate: after how many within how long;
+/// `None` when no policy file asks for it.
+#[cold]
+pub(crate) fn escalation(keys: &[Option<&'static str>]) -> Option<(u32, std::time::Duration)> {
+    if flags() & LOADED == 0 {
+        return None;
+    }
+    let snapshot = SNAPSHOT.load();
+    let snapshot = snapshot.as_deref()?;
+    let own = merged(snapshot, keys).and_then(|entry| entry.escalate);
+    let escalate = match (own, snapshot.escalate) {
+        (Some(own), Some(default)) => own.or(&default),
+        (own, default) => own.or(default)?,
+    };
+    Some((
+        escalate.after.map_or(5, |after| after.0),
+        escalate
+            .within
+            .map_or(std::time::Duration::from_secs(60), |within| within.0),
+    ))
 }
 
 /// Every call's first question: is anything overridden? One relaxed load.
@@ -107,6 +164,12 @@ pub(crate) fn at_defaults() -> bool {
 #[inline]
 pub(crate) fn kind_off(kind: Kind) -> bool {
     flags() & (OFF_ALL | kind_bit(kind)) != 0
+}
+
+/// True when the kill switch turns everything off. One relaxed load.
+#[inline]
+pub(crate) fn kind_off_all() -> bool {
+    flags() & OFF_ALL != 0
 }
 
 /// True when every layer of a composed function is switched off, so that
@@ -189,14 +252,7 @@ fn gate_slow<T>(
         return Gate::Defaults;
     };
     // Entries merge field by field: the first key that sets a field wins it.
-    let entry = keys
-        .iter()
-        .flatten()
-        .filter_map(|key| snapshot.entries.get(*key))
-        .fold(None, |merged: Option<Entry>, entry| {
-            Some(merged.map_or(*entry, |merged| merged.or(entry)))
-        });
-    let Some(entry) = entry else {
+    let Some(entry) = merged(snapshot, keys) else {
         return Gate::Defaults;
     };
     if entry.enabled == Some(false) {
@@ -227,9 +283,25 @@ fn apply_locked(path: &Path, _loading: &MutexGuard<'_, ()>) -> Result<(), Policy
     for kind in &policy.disabled_kinds {
         off |= kind_bit(*kind);
     }
+    let modules = policy.policies.keys().any(|key| super::check::is_module(key));
+    let chaos: Vec<_> = if policy.chaos_enabled {
+        policy
+            .chaos
+            .iter()
+            .map(|(function, c)| (function.clone(), c.delay, c.blocking, c.error, c.times))
+            .collect()
+    } else {
+        if !policy.chaos.is_empty() {
+            tracing::info!(file = %path.display(), "the [chaos] table is off: the file does not say `chaos_enabled = true`");
+        }
+        Vec::new()
+    };
     SNAPSHOT.store(Some(Arc::new(Snapshot {
         entries: policy.policies,
+        modules,
+        escalate: policy.escalate,
     })));
+    crate::chaos::from_file(&chaos);
     FLAGS.store(INIT | LOADED | off, Release);
     *LAST_FILE.lock().unwrap_or_else(PoisonError::into_inner) = Some(path.to_owned());
     tracing::info!(file = %path.display(), "resilience policy in force");
@@ -259,6 +331,7 @@ pub(crate) fn clear() {
     init();
     let _loading = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
     SNAPSHOT.store(None);
+    crate::chaos::from_file(&[]);
     *LAST_FILE.lock().unwrap_or_else(PoisonError::into_inner) = None;
     FLAGS.store(INIT | ENV_OFF.load(Relaxed), Release);
 }

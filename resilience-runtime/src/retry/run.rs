@@ -137,6 +137,21 @@ pub fn any_error<E>(_: &E) -> bool {
     true
 }
 
+thread_local! {
+    // The attempt a retrier is starting on this thread: its function's id
+    // and the attempt, for the frame of the body it is about to poll.
+    static ATTEMPT: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// The attempt a retrier of `function` just started on this thread, taken;
+/// 0 when none did.
+pub(crate) fn attempt_of(function: &'static Function) -> u32 {
+    match ATTEMPT.take() {
+        (id, attempt) if id == function.id() => attempt,
+        _ => 0,
+    }
+}
+
 /// Counts attempts and waits between them. The options are fixed when the
 /// call starts: a policy loaded meanwhile applies to later calls.
 pub struct Retrier {
@@ -157,6 +172,15 @@ impl Retrier {
             options: site.options(),
             failures: 0,
             rejection: None,
+        }
+    }
+
+    /// An attempt starts: the body's frame, if tracked, records which.
+    #[inline]
+    pub fn attempt(&self) {
+        use crate::attention::{Reason, has, word};
+        if has(word(), Reason::Frames) {
+            ATTEMPT.set((self.site.function.id(), self.failures + 1));
         }
     }
 

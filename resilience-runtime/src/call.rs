@@ -1,0 +1,279 @@
+//! One call of an annotated `async fn`, around its body: the frame the
+//! watchdog sees, and the faults `chaos` injects. A call with neither pays
+//! one relaxed load, on its first poll.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+
+use crate::attention::{self, Reason};
+use crate::chaos::{self, InjectedError};
+use crate::monitor::clock;
+use crate::registry::Function;
+use crate::watchdog::{self, frames};
+
+/// The function a call belongs to, named by a zero-sized type its expansion
+/// declares, so that the call's future holds no pointer to it.
+pub trait Named {
+    /// The function.
+    fn function() -> &'static Function;
+}
+
+/// Builds a function's output from an injected failure, where its return
+/// type can carry one; picked at compile time (see [`Pick`]).
+pub trait Inject<O> {
+    /// The output of a call that failed with `error`, or `None` when the
+    /// type cannot carry it.
+    fn output(error: InjectedError) -> Option<O>;
+}
+
+/// For a return type `Result<T, E>` with `E: From<InjectedError>`.
+pub struct Fails;
+
+impl<T, E: From<InjectedError>> Inject<Result<T, E>> for Fails {
+    fn output(error: InjectedError) -> Option<Result<T, E>> {
+        Some(Err(E::from(error)))
+    }
+}
+
+/// For any other return type.
+pub struct CannotFail;
+
+impl<O> Inject<O> for CannotFail {
+    #[cold]
+    fn output(error: InjectedError) -> Option<O> {
+        tracing::warn!(
+            function = error.function(),
+            "an injected error cannot be returned by this function (its return type is not a \
+             `Result` whose error converts from `chaos::InjectedError`); the body runs"
+        );
+        None
+    }
+}
+
+/// The output type of a body, for autoref dispatch:
+/// `(&&Pick::of(&future)).pick()` is [`Fails`] where the output can carry
+/// an injected error and [`CannotFail`] elsewhere.
+pub struct Pick<O>(PhantomData<fn() -> O>);
+
+impl<O> Pick<O> {
+    /// The pick for `future`'s output.
+    pub fn of<F: Future<Output = O>>(_: &F) -> Self {
+        Pick(PhantomData)
+    }
+}
+
+/// A `Result` whose error converts from [`InjectedError`].
+pub trait PickFails {
+    /// [`Fails`].
+    fn pick(&self) -> PhantomData<Fails> {
+        PhantomData
+    }
+}
+
+impl<T, E: From<InjectedError>> PickFails for &Pick<Result<T, E>> {}
+
+/// Anything else.
+pub trait PickCannotFail {
+    /// [`CannotFail`].
+    fn pick(&self) -> PhantomData<CannotFail> {
+        PhantomData
+    }
+}
+
+impl<O> PickCannotFail for Pick<O> {}
+
+/// `state` before the first poll.
+const NEW: u32 = u32::MAX;
+/// `state` of a call with no frame (possibly delayed, see `DELAYED`).
+const NO_FRAME: u32 = 0x00FF_FFFF;
+/// In `state`: an injected delay is pending.
+const DELAYED: u32 = 1 << 31;
+const FRAME: u32 = 0x00FF_FFFF;
+
+const _: () = assert!(frames::CAPACITY < NO_FRAME as usize);
+
+/// Injected delays pending, by the address of their pinned call.
+static DELAYS: Mutex<Option<HashMap<usize, Pin<Box<Sleep>>>>> = Mutex::new(None);
+
+pin_project! {
+    /// The body of one call of the annotated function `N`.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct Call<F, N, I> {
+        #[pin]
+        future: F,
+        // `NEW`; or the frame's slot (`NO_FRAME` for none) with `DELAYED`.
+        state: u32,
+        marker: PhantomData<fn() -> (N, I)>,
+    }
+
+    impl<F, N, I> PinnedDrop for Call<F, N, I> {
+        fn drop(this: Pin<&mut Self>) {
+            let state = this.state;
+            if state == NEW {
+                return;
+            }
+            if state & DELAYED != 0 {
+                let key = this.as_ref().get_ref() as *const Call<F, N, I> as usize;
+                if let Some(delays) = lock_delays().as_mut() {
+                    delays.remove(&key);
+                }
+            }
+            if state & FRAME != NO_FRAME {
+                frames::release(state & FRAME);
+            }
+        }
+    }
+}
+
+fn lock_delays() -> std::sync::MutexGuard<'static, Option<HashMap<usize, Pin<Box<Sleep>>>>> {
+    DELAYS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<F: Future, N: Named, I: Inject<F::Output>> Call<F, N, I> {
+    /// The body `future`; `I` from [`Pick`].
+    #[inline(always)]
+    pub fn new(future: F, _: PhantomData<I>) -> Self {
+        Self {
+            future,
+            state: NEW,
+            marker: PhantomData,
+        }
+    }
+}
+
+impl<F: Future, N: Named, I: Inject<F::Output>> Future for Call<F, N, I> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let state = self.state;
+        if state == NO_FRAME {
+            return self.project().future.poll(cx);
+        }
+        if state == NEW {
+            let word = attention::word();
+            if word == 0 {
+                *self.as_mut().project().state = NO_FRAME;
+                return self.project().future.poll(cx);
+            }
+            if let Some(output) = self.as_mut().begin(word) {
+                return Poll::Ready(output);
+            }
+        }
+        self.poll_watched(cx)
+    }
+}
+
+impl<F: Future, N: Named, I: Inject<F::Output>> Call<F, N, I> {
+    /// The first poll of a call that something watches: takes its faults
+    /// and claims its frame. `Some` when it fails at once.
+    #[cold]
+    fn begin(mut self: Pin<&mut Self>, word: u8) -> Option<F::Output> {
+        let function = N::function();
+        let mut state = NO_FRAME;
+        let mut blocking = None;
+        if attention::has(word, Reason::Faults) {
+            let faults = chaos::take_call_faults(function);
+            if let Some(error) = faults.error {
+                if let Some(output) = I::output(error) {
+                    *self.as_mut().project().state = NO_FRAME;
+                    return Some(output);
+                }
+            }
+            if let Some(delay) = faults.delay {
+                let key = self.as_ref().get_ref() as *const Self as usize;
+                let sleep = Box::pin(tokio::time::sleep(delay));
+                lock_delays().get_or_insert_with(HashMap::new).insert(key, sleep);
+                state |= DELAYED;
+            }
+            blocking = faults.blocking;
+        }
+        if attention::has(word, Reason::Frames) {
+            if let Some(slot) = frames::claim() {
+                let scope = crate::deadline::scope();
+                let limit = scope.map_or(0, |scope| {
+                    let left = scope.deadline.saturating_duration_since(tokio::time::Instant::now());
+                    u64::try_from(left.as_nanos()).unwrap_or(u64::MAX).max(1)
+                });
+                frames::slot(slot).begin(frames::Fixed {
+                    function: function.id(),
+                    parent: watchdog::current(),
+                    start: clock::now(),
+                    limit,
+                    owner: scope.map_or(0, |scope| scope.owner.id()),
+                    attempt: crate::retry::run::attempt_of(function),
+                });
+                state = state & DELAYED | slot;
+            }
+        }
+        *self.as_mut().project().state = state;
+        if let Some(blocking) = blocking {
+            // Inside the frame's first poll, so that the watchdog sees it.
+            let _poll = self.frame().map(|(slot, link)| Polling::begin(slot, link));
+            std::thread::sleep(blocking);
+        }
+        None
+    }
+
+    /// The frame's slot and parent link, if the call has one.
+    fn frame(&self) -> Option<(&'static frames::Slot, u64)> {
+        let index = self.state & FRAME;
+        (index != NO_FRAME).then(|| {
+            let slot = frames::slot(index);
+            (slot, frames::parent_link(index, slot.seq()))
+        })
+    }
+
+    fn poll_watched(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _poll = self.frame().map(|(slot, link)| Polling::begin(slot, link));
+        if self.state & DELAYED != 0 {
+            let key = self.as_ref().get_ref() as *const Self as usize;
+            let mut delays = lock_delays();
+            let delays = delays.get_or_insert_with(HashMap::new);
+            if let Some(sleep) = delays.get_mut(&key) {
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                delays.remove(&key);
+            }
+            *self.as_mut().project().state &= !DELAYED;
+        }
+        self.project().future.poll(cx)
+    }
+}
+
+/// One poll of a tracked frame: stamps the slot, and makes the frame the
+/// parent of calls made inside the poll, until it drops (also in a panic).
+struct Polling {
+    slot: &'static frames::Slot,
+    began: u64,
+    _entered: watchdog::Entered,
+}
+
+impl Polling {
+    #[inline]
+    fn begin(slot: &'static frames::Slot, link: u64) -> Self {
+        let began = clock::now();
+        slot.poll_begins(began, watchdog::thread_id());
+        Self {
+            slot,
+            began,
+            _entered: watchdog::enter(link),
+        }
+    }
+}
+
+impl Drop for Polling {
+    #[inline]
+    fn drop(&mut self) {
+        let end = clock::now();
+        self.slot.poll_ends(end, clock::nanos(self.began, end));
+    }
+}
