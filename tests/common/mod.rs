@@ -42,6 +42,31 @@ impl Recorder {
         (recorder, tracing::subscriber::set_default(subscriber))
     }
 
+    /// The recorder of every event of the process, from any thread: the
+    /// watchdog's and the escalation handlers' included. Installed once.
+    pub(crate) fn global() -> Self {
+        static GLOBAL: std::sync::OnceLock<Recorder> = std::sync::OnceLock::new();
+        GLOBAL
+            .get_or_init(|| {
+                let recorder = Self::default();
+                let subscriber = tracing_subscriber::registry().with(recorder.clone());
+                tracing::subscriber::set_global_default(subscriber).expect("the first subscriber");
+                recorder
+            })
+            .clone()
+    }
+
+    /// The events whose message is `message` and whose `field` is `value`.
+    pub(crate) fn find(&self, message: &str, field: &str, value: &str) -> Vec<Recorded> {
+        self.events()
+            .into_iter()
+            .filter(|e| {
+                e.fields.get("message").map(String::as_str) == Some(message)
+                    && e.fields.get(field).map(String::as_str) == Some(value)
+            })
+            .collect()
+    }
+
     pub(crate) fn events(&self) -> Vec<Recorded> {
         self.0.lock().unwrap().clone()
     }

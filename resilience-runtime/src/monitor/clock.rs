@@ -44,12 +44,19 @@ mod source {
 
     use tokio::time::Instant;
 
+    /// A day before the first reading: tests run paused clocks of several
+    /// runtimes side by side, each a little behind or ahead of the others,
+    /// and every one of them reads after this.
     fn origin() -> Instant {
         static ORIGIN: OnceLock<Instant> = OnceLock::new();
-        *ORIGIN.get_or_init(Instant::now)
+        *ORIGIN.get_or_init(|| {
+            let now = Instant::now();
+            now.checked_sub(std::time::Duration::from_secs(86_400))
+                .unwrap_or(now)
+        })
     }
 
-    /// Nanoseconds since the first reading (0 for a paused clock behind it).
+    /// Nanoseconds since the origin.
     #[inline]
     pub(crate) fn now() -> u64 {
         let since = Instant::now().saturating_duration_since(origin());
