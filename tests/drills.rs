@@ -1,0 +1,198 @@
+//! What policy files add for drills and incidents: a `[chaos]` table,
+//! escalation of failures that keep happening, keys that name modules, and
+//! the errors for bad ones. The policy is process-wide, so the tests take
+//! turns.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::Recorder;
+use resilience_runtime::watchdog::{self, Escalation};
+use resilience_runtime::{TimeoutError, chaos, policy, retry, timeout_async};
+use tokio::time::{Instant, sleep};
+
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn write(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("resilience-drills-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[derive(Debug, thiserror::Error)]
+enum QuoteError {
+    #[error(transparent)]
+    Timeout(#[from] TimeoutError),
+    #[error(transparent)]
+    Injected(#[from] chaos::InjectedError),
+}
+
+#[timeout_async("1s")]
+async fn quote() -> Result<u32, QuoteError> {
+    Ok(1)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_chaos_table_injects_only_when_the_file_enables_it_and_the_kill_switch_stops_it() {
+    let _turn = TURN.lock().await;
+    let table = "[chaos.\"drills::quote\"]\ndelay = \"300ms\"\ntimes = 2\n";
+    policy::load(write("off.toml", table)).unwrap();
+    let start = Instant::now();
+    quote().await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO, "not enabled");
+
+    policy::load(write("on.toml", &format!("chaos_enabled = true\n{table}"))).unwrap();
+    let start = Instant::now();
+    quote().await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(300));
+
+    // The kill switch: every attribute passes through, nothing is injected.
+    policy::load(write(
+        "killed.toml",
+        &format!("enabled = false\nchaos_enabled = true\n{table}"),
+    ))
+    .unwrap();
+    chaos::inject_error("drills::quote", 1);
+    let start = Instant::now();
+    quote().await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+
+    // A new file replaces what the last one injected; `clear` drops it.
+    policy::load(write("error.toml", "chaos_enabled = true\n[chaos.\"drills::quote\"]\nerror = true\n")).unwrap();
+    assert!(matches!(quote().await, Err(QuoteError::Injected(_))));
+    policy::clear();
+    chaos::clear();
+    quote().await.unwrap();
+}
+
+#[timeout_async("100ms")]
+async fn hangs() -> Result<(), TimeoutError> {
+    sleep(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fifth_timeout_within_a_minute_escalates_once_per_window() {
+    let _turn = TURN.lock().await;
+    let recorder = Recorder::global();
+    let (send, escalations) = mpsc::channel::<Escalation>();
+    let send = std::sync::Mutex::new(send);
+    // A handler that panics is logged; the next one still runs.
+    watchdog::on_escalation(|_| panic!("a broken pager"));
+    watchdog::on_escalation(move |e| {
+        if e.function() == "drills::hangs" {
+            send.lock().unwrap().send(e.clone()).unwrap();
+        }
+    });
+    policy::load(write(
+        "escalate.toml",
+        "[escalate]\nafter = 50\n[policies.\"drills::hangs\"]\nescalate = { after = 5, within = \"1m\" }\n",
+    ))
+    .unwrap();
+    let next = || escalations.recv_timeout(Duration::from_secs(10));
+    for _ in 0..4 {
+        hangs().await.unwrap_err();
+    }
+    assert!(escalations.try_recv().is_err(), "four are not five");
+    hangs().await.unwrap_err();
+    let escalation = next().unwrap();
+    assert_eq!(escalation.function(), "drills::hangs");
+    assert_eq!(escalation.cause(), "timeout");
+    assert_eq!(escalation.count(), 5);
+    assert_eq!(escalation.window(), Duration::from_secs(60));
+    assert!(escalation.last_error().contains("timed out after 100ms"), "{escalation:?}");
+    // The sixth and seventh in the same window escalate nothing more.
+    hangs().await.unwrap_err();
+    hangs().await.unwrap_err();
+    // A minute later, five more are a new incident.
+    sleep(Duration::from_secs(60)).await;
+    for _ in 0..5 {
+        hangs().await.unwrap_err();
+    }
+    let again = next().unwrap();
+    assert_eq!(again.count(), 5);
+    assert!(escalations.try_recv().is_err());
+    let errors: Vec<_> = recorder
+        .events()
+        .into_iter()
+        .filter(|e| e.level == tracing::Level::ERROR && e.fields.get("function").map(String::as_str) == Some("drills::hangs"))
+        .collect();
+    let escalated = errors.iter().filter(|e| e.fields.get("cause").is_some_and(|c| c == "timeout"));
+    assert_eq!(escalated.count(), 2, "{errors:?}");
+    assert!(errors.iter().any(|e| e.field("message").contains("handler panicked")), "{errors:?}");
+    policy::clear();
+}
+
+mod venues {
+    use super::*;
+
+    #[timeout_async("1s")]
+    #[retry(attempts = 1)]
+    pub(super) async fn fill() -> Result<Duration, TimeoutError> {
+        sleep(Duration::from_secs(3600)).await;
+        Ok(Duration::ZERO)
+    }
+
+    pub(super) mod lit {
+        use super::*;
+
+        #[timeout_async("1s")]
+        pub(in super::super) async fn cross() -> Result<(), TimeoutError> {
+            sleep(Duration::from_secs(3600)).await;
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_module_key_reaches_every_function_under_it_and_the_most_specific_wins() {
+    let _turn = TURN.lock().await;
+    let (recorder, _guard) = Recorder::install();
+    policy::load(write(
+        "modules.toml",
+        "[policies.\"drills::venues\"]\ntimeout = \"50ms\"\n\
+         [policies.\"drills::venues::lit\"]\ntimeout = \"20ms\"\n",
+    ))
+    .unwrap();
+    assert!(recorder.events().iter().all(|e| e.level != tracing::Level::WARN), "{:?}", recorder.events());
+    assert_eq!(venues::fill().await.unwrap_err().limit(), Duration::from_millis(50));
+    assert_eq!(venues::lit::cross().await.unwrap_err().limit(), Duration::from_millis(20));
+    // The function's own key wins its field; the module keeps the others.
+    policy::load(write(
+        "specific.toml",
+        "[policies.\"drills::venues\"]\ntimeout = \"50ms\"\nenabled = true\n\
+         [policies.\"drills::venues::fill\"]\ntimeout = \"70ms\"\n\
+         [policies.\"drills::venues\".retry]\nenabled = false\n",
+    ))
+    .unwrap();
+    assert_eq!(venues::fill().await.unwrap_err().limit(), Duration::from_millis(70));
+    assert_eq!(venues::lit::cross().await.unwrap_err().limit(), Duration::from_millis(50));
+    policy::clear();
+}
+
+#[tokio::test]
+async fn bad_drill_keys_are_errors_with_their_line_that_change_nothing() {
+    let _turn = TURN.lock().await;
+    policy::clear();
+    for (text, line, says) in [
+        ("chaos_enabled = true\n[chaos.\"drills::quote\"]\ntimes = 2\n", 2, "injects nothing"),
+        ("[chaos.\"drills::quote\"]\ndelay = \"soon\"\n", 2, "invalid duration"),
+        ("[chaos.\"drills::quote\"]\nerror = true\nstall = 1\n", 3, "unknown field"),
+        ("[policies.\"drills::hangs\"]\nescalate = { after = 0 }\n", 2, "at least 1"),
+        ("[escalate]\nwithin = \"0s\"\n", 2, "zero"),
+    ] {
+        let path = write("bad.toml", text);
+        let error = policy::load(&path).unwrap_err();
+        assert_eq!(error.line(), Some(line), "{text}: {error}");
+        assert!(error.message().contains(says), "{text}: {error}");
+    }
+    // Nothing was injected by the files that failed.
+    let start = Instant::now();
+    quote().await.unwrap();
+    assert!(start.elapsed() < Duration::from_millis(100));
+}
