@@ -42,7 +42,11 @@ async fn an_injected_delay_runs_inside_the_deadline_before_the_body() {
     let error = connect().await.unwrap_err();
     assert!(matches!(error, FeedError::Timeout(_)), "{error:?}");
     assert_eq!(start.elapsed(), Duration::from_secs(1));
-    assert_eq!(CONNECTS.load(Relaxed), runs + 1, "the stalled call never ran its body");
+    assert_eq!(
+        CONNECTS.load(Relaxed),
+        runs + 1,
+        "the stalled call never ran its body"
+    );
 
     // A call dropped while it waits takes its injection with it.
     tokio::select! {
@@ -52,7 +56,11 @@ async fn an_injected_delay_runs_inside_the_deadline_before_the_body() {
     }
     let start = Instant::now();
     assert_eq!(connect().await.unwrap(), 7);
-    assert_eq!(start.elapsed(), Duration::ZERO, "both injections were taken");
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "both injections were taken"
+    );
 }
 
 static FLAKY: AtomicU32 = AtomicU32::new(0);
@@ -84,7 +92,11 @@ async fn an_injected_error_is_returned_in_place_of_the_body() {
     chaos::inject_error("chaos::flaky", 2);
     let start = Instant::now();
     assert_eq!(flaky().await.unwrap(), 1);
-    assert_eq!(FLAKY.load(Relaxed), 1, "the body ran once: the third attempt");
+    assert_eq!(
+        FLAKY.load(Relaxed),
+        1,
+        "the body ran once: the third attempt"
+    );
     assert_eq!(start.elapsed(), Duration::from_millis(30));
 
     // A return type that cannot carry the error: a WARN, and the body runs.

@@ -63,7 +63,11 @@ async fn a_chaos_table_injects_only_when_the_file_enables_it_and_the_kill_switch
     assert_eq!(start.elapsed(), Duration::ZERO);
 
     // A new file replaces what the last one injected; `clear` drops it.
-    policy::load(write("error.toml", "chaos_enabled = true\n[chaos.\"drills::quote\"]\nerror = true\n")).unwrap();
+    policy::load(write(
+        "error.toml",
+        "chaos_enabled = true\n[chaos.\"drills::quote\"]\nerror = true\n",
+    ))
+    .unwrap();
     assert!(matches!(quote().await, Err(QuoteError::Injected(_))));
     policy::clear();
     chaos::clear();
@@ -105,7 +109,10 @@ async fn the_fifth_timeout_within_a_minute_escalates_once_per_window() {
     assert_eq!(escalation.cause(), "timeout");
     assert_eq!(escalation.count(), 5);
     assert_eq!(escalation.window(), Duration::from_secs(60));
-    assert!(escalation.last_error().contains("timed out after 100ms"), "{escalation:?}");
+    assert!(
+        escalation.last_error().contains("timed out after 100ms"),
+        "{escalation:?}"
+    );
     // The sixth and seventh in the same window escalate nothing more.
     hangs().await.unwrap_err();
     hangs().await.unwrap_err();
@@ -120,11 +127,21 @@ async fn the_fifth_timeout_within_a_minute_escalates_once_per_window() {
     let errors: Vec<_> = recorder
         .events()
         .into_iter()
-        .filter(|e| e.level == tracing::Level::ERROR && e.fields.get("function").map(String::as_str) == Some("drills::hangs"))
+        .filter(|e| {
+            e.level == tracing::Level::ERROR
+                && e.fields.get("function").map(String::as_str) == Some("drills::hangs")
+        })
         .collect();
-    let escalated = errors.iter().filter(|e| e.fields.get("cause").is_some_and(|c| c == "timeout"));
+    let escalated = errors
+        .iter()
+        .filter(|e| e.fields.get("cause").is_some_and(|c| c == "timeout"));
     assert_eq!(escalated.count(), 2, "{errors:?}");
-    assert!(errors.iter().any(|e| e.field("message").contains("handler panicked")), "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.field("message").contains("handler panicked")),
+        "{errors:?}"
+    );
     policy::clear();
 }
 
@@ -159,9 +176,22 @@ async fn a_module_key_reaches_every_function_under_it_and_the_most_specific_wins
          [policies.\"drills::venues::lit\"]\ntimeout = \"20ms\"\n",
     ))
     .unwrap();
-    assert!(recorder.events().iter().all(|e| e.level != tracing::Level::WARN), "{:?}", recorder.events());
-    assert_eq!(venues::fill().await.unwrap_err().limit(), Duration::from_millis(50));
-    assert_eq!(venues::lit::cross().await.unwrap_err().limit(), Duration::from_millis(20));
+    assert!(
+        recorder
+            .events()
+            .iter()
+            .all(|e| e.level != tracing::Level::WARN),
+        "{:?}",
+        recorder.events()
+    );
+    assert_eq!(
+        venues::fill().await.unwrap_err().limit(),
+        Duration::from_millis(50)
+    );
+    assert_eq!(
+        venues::lit::cross().await.unwrap_err().limit(),
+        Duration::from_millis(20)
+    );
     // The function's own key wins its field; the module keeps the others.
     policy::load(write(
         "specific.toml",
@@ -170,8 +200,14 @@ async fn a_module_key_reaches_every_function_under_it_and_the_most_specific_wins
          [policies.\"drills::venues\".retry]\nenabled = false\n",
     ))
     .unwrap();
-    assert_eq!(venues::fill().await.unwrap_err().limit(), Duration::from_millis(70));
-    assert_eq!(venues::lit::cross().await.unwrap_err().limit(), Duration::from_millis(50));
+    assert_eq!(
+        venues::fill().await.unwrap_err().limit(),
+        Duration::from_millis(70)
+    );
+    assert_eq!(
+        venues::lit::cross().await.unwrap_err().limit(),
+        Duration::from_millis(50)
+    );
     policy::clear();
 }
 
@@ -180,10 +216,26 @@ async fn bad_drill_keys_are_errors_with_their_line_that_change_nothing() {
     let _turn = TURN.lock().await;
     policy::clear();
     for (text, line, says) in [
-        ("chaos_enabled = true\n[chaos.\"drills::quote\"]\ntimes = 2\n", 2, "injects nothing"),
-        ("[chaos.\"drills::quote\"]\ndelay = \"soon\"\n", 2, "invalid duration"),
-        ("[chaos.\"drills::quote\"]\nerror = true\nstall = 1\n", 3, "unknown field"),
-        ("[policies.\"drills::hangs\"]\nescalate = { after = 0 }\n", 2, "at least 1"),
+        (
+            "chaos_enabled = true\n[chaos.\"drills::quote\"]\ntimes = 2\n",
+            2,
+            "injects nothing",
+        ),
+        (
+            "[chaos.\"drills::quote\"]\ndelay = \"soon\"\n",
+            2,
+            "invalid duration",
+        ),
+        (
+            "[chaos.\"drills::quote\"]\nerror = true\nstall = 1\n",
+            3,
+            "unknown field",
+        ),
+        (
+            "[policies.\"drills::hangs\"]\nescalate = { after = 0 }\n",
+            2,
+            "at least 1",
+        ),
         ("[escalate]\nwithin = \"0s\"\n", 2, "zero"),
     ] {
         let path = write("bad.toml", text);

@@ -68,7 +68,10 @@ async fn in_flight_lists_each_chain_outermost_first_and_forgets_ended_calls() {
     assert_eq!((order.depth(), price.depth(), connect.depth()), (0, 1, 2));
     assert_eq!(connect.function(), "watchdog::connect");
     // Each is inside a poll: the innermost one is where the thread is.
-    assert!(frames.iter().all(|f| f.polling_for().is_some()), "{frames:#?}");
+    assert!(
+        frames.iter().all(|f| f.polling_for().is_some()),
+        "{frames:#?}"
+    );
     assert_eq!(order.elapsed(), Duration::from_millis(15));
     assert_eq!(connect.elapsed(), Duration::from_millis(10));
     assert_eq!(order.limit(), Some(Duration::from_secs(2)));
@@ -198,7 +201,12 @@ async fn a_call_in_flight_past_stall_after_is_reported_once_per_report_every() {
     settle().await;
     tokio::time::advance(Duration::from_secs(4)).await;
     dog.check();
-    assert_eq!(recorder.find("stalled call", "function", "watchdog::stuck").len(), 0);
+    assert_eq!(
+        recorder
+            .find("stalled call", "function", "watchdog::stuck")
+            .len(),
+        0
+    );
 
     tokio::time::advance(Duration::from_secs(2)).await;
     dog.check();
@@ -215,10 +223,20 @@ async fn a_call_in_flight_past_stall_after_is_reported_once_per_report_every() {
 
     tokio::time::advance(Duration::from_secs(5)).await;
     dog.check();
-    assert_eq!(recorder.find("stalled call", "function", "watchdog::stuck").len(), 1);
+    assert_eq!(
+        recorder
+            .find("stalled call", "function", "watchdog::stuck")
+            .len(),
+        1
+    );
     tokio::time::advance(Duration::from_secs(6)).await;
     dog.check();
-    assert_eq!(recorder.find("stalled call", "function", "watchdog::stuck").len(), 2);
+    assert_eq!(
+        recorder
+            .find("stalled call", "function", "watchdog::stuck")
+            .len(),
+        2
+    );
     task.abort();
 }
 

@@ -30,7 +30,10 @@ async fn a_poll_that_blocks_its_worker_is_reported_from_the_watchdogs_thread() {
     tokio::spawn(blocks_its_worker()).await.unwrap().unwrap();
     chaos::inject_blocking("watchdog_blocking::priced", Duration::from_millis(300), 1);
     tokio::spawn(priced()).await.unwrap().unwrap();
-    for function in ["watchdog_blocking::blocks_its_worker", "watchdog_blocking::priced"] {
+    for function in [
+        "watchdog_blocking::blocks_its_worker",
+        "watchdog_blocking::priced",
+    ] {
         let blocking = recorder.find("blocking poll", "function", function);
         assert_eq!(blocking.len(), 1, "{function}: {:?}", recorder.events());
         let polling: u64 = blocking[0].field("polling_ms").parse().unwrap();
@@ -43,4 +46,3 @@ async fn a_poll_that_blocks_its_worker_is_reported_from_the_watchdogs_thread() {
         assert_eq!(blocking[0].field("chain"), function);
     }
 }
-

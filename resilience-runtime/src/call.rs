@@ -181,37 +181,39 @@ impl<F: Future, N: Named, I: Inject<F::Output>> Call<F, N, I> {
         let mut blocking = None;
         if attention::has(word, Reason::Faults) {
             let faults = chaos::take_call_faults(function);
-            if let Some(error) = faults.error {
-                if let Some(output) = I::output(error) {
-                    *self.as_mut().project().state = NO_FRAME;
-                    return Some(output);
-                }
+            if let Some(output) = faults.error.and_then(I::output) {
+                *self.as_mut().project().state = NO_FRAME;
+                return Some(output);
             }
             if let Some(delay) = faults.delay {
                 let key = self.as_ref().get_ref() as *const Self as usize;
                 let sleep = Box::pin(tokio::time::sleep(delay));
-                lock_delays().get_or_insert_with(HashMap::new).insert(key, sleep);
+                lock_delays()
+                    .get_or_insert_with(HashMap::new)
+                    .insert(key, sleep);
                 state |= DELAYED;
             }
             blocking = faults.blocking;
         }
-        if attention::has(word, Reason::Frames) {
-            if let Some(slot) = frames::claim() {
-                let scope = crate::deadline::scope();
-                let limit = scope.map_or(0, |scope| {
-                    let left = scope.deadline.saturating_duration_since(tokio::time::Instant::now());
-                    u64::try_from(left.as_nanos()).unwrap_or(u64::MAX).max(1)
-                });
-                frames::slot(slot).begin(frames::Fixed {
-                    function: function.id(),
-                    parent: watchdog::current(),
-                    start: clock::now(),
-                    limit,
-                    owner: scope.map_or(0, |scope| scope.owner.id()),
-                    attempt: crate::retry::run::attempt_of(function),
-                });
-                state = state & DELAYED | slot;
-            }
+        if attention::has(word, Reason::Frames)
+            && let Some(slot) = frames::claim()
+        {
+            let scope = crate::deadline::scope();
+            let limit = scope.map_or(0, |scope| {
+                let left = scope
+                    .deadline
+                    .saturating_duration_since(tokio::time::Instant::now());
+                u64::try_from(left.as_nanos()).unwrap_or(u64::MAX).max(1)
+            });
+            frames::slot(slot).begin(frames::Fixed {
+                function: function.id(),
+                parent: watchdog::current(),
+                start: clock::now(),
+                limit,
+                owner: scope.map_or(0, |scope| scope.owner.id()),
+                attempt: crate::retry::run::attempt_of(function),
+            });
+            state = state & DELAYED | slot;
         }
         *self.as_mut().project().state = state;
         if let Some(blocking) = blocking {

@@ -153,23 +153,32 @@ pub fn clear() {
     armed(&plans);
 }
 
-/// What a policy file's `[chaos]` table injects: function, delay,
-/// blocking, error, times. It replaces what the previous file injected.
-pub(crate) fn from_file(entries: &[(String, Option<Duration>, Option<Duration>, bool, u32)]) {
+/// One function's entry in a policy file's `[chaos]` table.
+pub(crate) struct Drill<'a> {
+    pub(crate) function: &'a str,
+    pub(crate) delay: Option<Duration>,
+    pub(crate) blocking: Option<Duration>,
+    pub(crate) error: bool,
+    pub(crate) times: u32,
+}
+
+/// Injects what a policy file's `[chaos]` table says, in place of what the
+/// previous file injected.
+pub(crate) fn from_file(drills: &[Drill<'_>]) {
     {
         let mut plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
         plans.retain(|plan| !plan.from_file);
         armed(&plans);
     }
-    for (function, delay, blocking, error, times) in entries {
-        let times = u64::from(*times);
-        if let Some(delay) = delay {
-            inject(function, Fault::Delay(*delay), times, true);
+    for drill in drills {
+        let (function, times) = (drill.function, u64::from(drill.times));
+        if let Some(delay) = drill.delay {
+            inject(function, Fault::Delay(delay), times, true);
         }
-        if let Some(blocking) = blocking {
-            inject(function, Fault::Blocking(*blocking), times, true);
+        if let Some(blocking) = drill.blocking {
+            inject(function, Fault::Blocking(blocking), times, true);
         }
-        if *error {
+        if drill.error {
             inject(function, Fault::Error, times, true);
         }
     }

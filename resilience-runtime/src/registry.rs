@@ -236,7 +236,9 @@ static NUMBERED: Mutex<Vec<&'static Function>> = Mutex::new(Vec::new());
 /// The function numbered `id` (see [`Function::id`]).
 pub(crate) fn by_id(id: u32) -> Option<&'static Function> {
     let numbered = NUMBERED.lock().unwrap_or_else(PoisonError::into_inner);
-    numbered.get(usize::try_from(id).ok()?.checked_sub(1)?).copied()
+    numbered
+        .get(usize::try_from(id).ok()?.checked_sub(1)?)
+        .copied()
 }
 
 /// Every annotated function of the program.

@@ -47,7 +47,10 @@ impl fmt::Display for TimeoutError {
             elapsed,
             ..
         } = self;
-        write!(f, "`{function}` timed out after {elapsed:?} (limit {limit:?}")?;
+        write!(
+            f,
+            "`{function}` timed out after {elapsed:?} (limit {limit:?}"
+        )?;
         if self.inherited {
             f.write_str(", the budget left by an enclosing deadline")?;
         }

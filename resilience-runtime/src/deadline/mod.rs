@@ -37,8 +37,8 @@ use tokio::time::Instant;
 use crate::registry::Function;
 
 pub use error::TimeoutError;
-pub(crate) use future::{expiring, scope};
 pub use future::{Budgeted, Timeout};
+pub(crate) use future::{expiring, scope};
 
 /// How a function's return type reports a timeout.
 ///

@@ -215,9 +215,11 @@ impl DeviceSite {
 
     /// Counts a fallback from the device that `device` names.
     pub(super) fn count_fallback(&self, kind: DeviceErrorKind, _device: impl FnOnce() -> String) {
-        crate::watchdog::escalation::record(self.function, crate::watchdog::Cause::DeviceFault, || {
-            format!("device fault in `{}`: {kind:?}", self.function.path())
-        });
+        crate::watchdog::escalation::record(
+            self.function,
+            crate::watchdog::Cause::DeviceFault,
+            || format!("device fault in `{}`: {kind:?}", self.function.path()),
+        );
         if let Some(slot) = fallback_slot(kind) {
             self.fallbacks[slot].fetch_add(1, Relaxed);
         }

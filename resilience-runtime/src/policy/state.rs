@@ -283,12 +283,21 @@ fn apply_locked(path: &Path, _loading: &MutexGuard<'_, ()>) -> Result<(), Policy
     for kind in &policy.disabled_kinds {
         off |= kind_bit(*kind);
     }
-    let modules = policy.policies.keys().any(|key| super::check::is_module(key));
-    let chaos: Vec<_> = if policy.chaos_enabled {
+    let modules = policy
+        .policies
+        .keys()
+        .any(|key| super::check::is_module(key));
+    let drills: Vec<_> = if policy.chaos_enabled {
         policy
             .chaos
             .iter()
-            .map(|(function, c)| (function.clone(), c.delay, c.blocking, c.error, c.times))
+            .map(|(function, c)| crate::chaos::Drill {
+                function,
+                delay: c.delay,
+                blocking: c.blocking,
+                error: c.error,
+                times: c.times,
+            })
             .collect()
     } else {
         if !policy.chaos.is_empty() {
@@ -301,7 +310,7 @@ fn apply_locked(path: &Path, _loading: &MutexGuard<'_, ()>) -> Result<(), Policy
         modules,
         escalate: policy.escalate,
     })));
-    crate::chaos::from_file(&chaos);
+    crate::chaos::from_file(&drills);
     FLAGS.store(INIT | LOADED | off, Release);
     *LAST_FILE.lock().unwrap_or_else(PoisonError::into_inner) = Some(path.to_owned());
     tracing::info!(file = %path.display(), "resilience policy in force");

@@ -178,7 +178,10 @@ fn notify(escalation: Escalation) {
             .name("resilience-escalation".into())
             .spawn(move || {
                 for escalation in receive {
-                    let handlers = HANDLERS.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                    let handlers = HANDLERS
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone();
                     for handler in handlers {
                         if catch_unwind(AssertUnwindSafe(|| handler(&escalation))).is_err() {
                             tracing::error!(

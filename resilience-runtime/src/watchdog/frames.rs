@@ -18,9 +18,9 @@
 #[cfg(loom)]
 use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering::*, fence};
 #[cfg(not(loom))]
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*, fence};
-#[cfg(not(loom))]
 use std::sync::OnceLock;
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*, fence};
 
 /// Slots in a chunk: one bit each in its bitmap.
 pub(crate) const CHUNK: usize = 64;
@@ -102,7 +102,7 @@ impl Slot {
     /// Writes a new frame into this slot, which its caller has just claimed.
     pub(crate) fn begin(&self, fixed: Fixed) {
         let seq = self.seq.load(Relaxed);
-        debug_assert!(seq % 2 == 1, "a claimed slot is free");
+        debug_assert!(!seq.is_multiple_of(2), "a claimed slot is free");
         // Writes below must not be seen before the odd number written when
         // the slot was freed: a reader that sees one re-reads a new number.
         fence(Release);
@@ -122,7 +122,7 @@ impl Slot {
     /// Marks the frame ended; the slot is then free to claim again.
     pub(crate) fn end(&self) {
         let seq = self.seq.load(Relaxed);
-        debug_assert!(seq % 2 == 0, "a live frame ends once");
+        debug_assert!(seq.is_multiple_of(2), "a live frame ends once");
         self.seq.store(seq.wrapping_add(1), Release);
     }
 
@@ -159,7 +159,7 @@ impl Slot {
     /// the slot is free or changed while it was read.
     pub(crate) fn read(&self) -> Option<(u32, Fixed, Polls)> {
         let seq = self.seq.load(Acquire);
-        if seq % 2 == 1 {
+        if !seq.is_multiple_of(2) {
             return None;
         }
         let fixed = Fixed {
@@ -244,7 +244,6 @@ pub(crate) fn parent_link(index: u32, seq: u32) -> u64 {
     (u64::from(index) + 1) << 32 | u64::from(seq)
 }
 
-
 #[cfg(not(loom))]
 static TABLE: [OnceLock<Box<Chunk>>; CHUNKS] = [const { OnceLock::new() }; CHUNKS];
 /// Chunks allocated so far.
@@ -274,8 +273,8 @@ pub(crate) fn claim() -> Option<u32> {
 #[cold]
 #[cfg(not(loom))]
 fn claim_in_new_chunk(from: usize) -> Option<u32> {
-    for c in from..CHUNKS {
-        let chunk = TABLE[c].get_or_init(|| Box::new(Chunk::new()));
+    for (c, chunk) in TABLE.iter().enumerate().skip(from) {
+        let chunk = chunk.get_or_init(|| Box::new(Chunk::new()));
         CHUNKS_IN_USE.fetch_max(c + 1, Release);
         if let Some(i) = chunk.claim() {
             return Some((c * CHUNK + i) as u32);

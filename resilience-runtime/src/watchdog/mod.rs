@@ -14,32 +14,28 @@
 //! allocation.
 //!
 //! ```
-//! use std::time::Duration;
 //! use resilience_runtime::{timeout_async, watchdog, TimeoutError};
 //!
 //! #[timeout_async("1s")]
-//! async fn fetch_price() -> Result<f64, TimeoutError> {
-//!     let inside = watchdog::in_flight();
-//!     assert_eq!(inside.last().unwrap().chain(), "doc::place_order > doc::fetch_price");
-//!     Ok(101.5)
+//! async fn fetch_price() -> Result<String, TimeoutError> {
+//!     // The innermost frame in flight is this call.
+//!     Ok(watchdog::in_flight().last().unwrap().chain().to_owned())
 //! }
 //!
 //! #[timeout_async("2s")]
-//! async fn place_order() -> Result<f64, TimeoutError> {
+//! async fn place_order() -> Result<String, TimeoutError> {
 //!     fetch_price().await
 //! }
-//! # mod doc { pub use super::*; }
+//!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! watchdog::track(true);
-//! # let _ = place_order;
-//! # doc_run().await;
+//! let chain = place_order().await.unwrap();
+//! let names: Vec<_> = chain.split(" > ").collect();
+//! assert!(names[0].ends_with("::place_order") && names[1].ends_with("::fetch_price"));
+//! assert!(watchdog::in_flight().is_empty());
 //! # }
-//! # async fn doc_run() {
-//! #     #[timeout_async("2s")]
-//! #     async fn run() -> Result<f64, TimeoutError> { Ok(0.0) }
-//! # }
-//! ```
+//! //! ```
 
 pub(crate) mod escalation;
 pub(crate) mod frames;
@@ -55,8 +51,8 @@ use crate::attention::{self, Reason};
 use crate::monitor::clock;
 use crate::registry::{self, Function};
 
-pub use escalation::{Escalation, on_escalation};
 pub(crate) use escalation::Cause;
+pub use escalation::{Escalation, on_escalation};
 pub use scan::{Config, ConfigError, Watchdog, start, try_start};
 
 /// Whether `track(true)` is in force.
@@ -270,7 +266,13 @@ impl fmt::Display for Short {
 
 impl fmt::Display for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}, {}", self.function, Short(self.elapsed), self.state())?;
+        write!(
+            f,
+            "{}: {}, {}",
+            self.function,
+            Short(self.elapsed),
+            self.state()
+        )?;
         if let Some(limit) = self.limit {
             write!(f, ", limit {}", Short(limit))?;
             if let Some(owner) = self.owner.filter(|owner| *owner != self.function) {
@@ -359,7 +361,9 @@ pub(crate) fn chain_inside(owner: &'static Function, function: &'static Function
     if let Some(root) = root {
         snapshot.walk(root, &mut order);
     }
-    Some(Chain(order.into_iter().map(|i| snapshot.frame(i)).collect()))
+    Some(Chain(
+        order.into_iter().map(|i| snapshot.frame(i)).collect(),
+    ))
 }
 
 /// The live frames at one moment.
@@ -390,7 +394,9 @@ impl Snapshot {
     }
 
     fn index_of(&self, link: u64) -> Option<usize> {
-        self.live.binary_search_by_key(&link, |frame| frame.link).ok()
+        self.live
+            .binary_search_by_key(&link, |frame| frame.link)
+            .ok()
     }
 
     fn parent(&self, i: usize) -> Option<usize> {
@@ -452,7 +458,12 @@ impl Snapshot {
             path.push(parent);
         }
         let name = |i: usize| self.function_of(i).map_or("?", Function::path);
-        let chain = path.iter().rev().map(|&i| name(i)).collect::<Vec<_>>().join(" > ");
+        let chain = path
+            .iter()
+            .rev()
+            .map(|&i| name(i))
+            .collect::<Vec<_>>()
+            .join(" > ");
         Frame {
             function: name(i),
             chain,

@@ -221,8 +221,8 @@ impl Scanner {
             }
             // The deepest stalled call of a chain: the one that is stuck.
             let link = snapshot.link(i);
-            let stalled_below = (0..snapshot.len())
-                .any(|c| stalled[c] && snapshot.live[c].fixed.parent == link);
+            let stalled_below =
+                (0..snapshot.len()).any(|c| stalled[c] && snapshot.live[c].fixed.parent == link);
             if stalled[i] && !stalled_below && self.due(link, Kind::Stalled, now) {
                 report(frame, Kind::Stalled);
             }

@@ -48,7 +48,10 @@ fn a_reader_sees_one_frame_whole_or_none() {
                 chunk.slot(again).begin(fixed(2, 20));
             })
         };
-        let read = chunk.slot(index).read().map(|(_, f, _)| (f.function, f.start));
+        let read = chunk
+            .slot(index)
+            .read()
+            .map(|(_, f, _)| (f.function, f.start));
         assert!(
             matches!(read, None | Some((1, 10)) | Some((2, 20))),
             "read a mix: {read:?}"
