@@ -98,6 +98,7 @@ fn test() -> Result<(), String> {
 fn demo() -> Result<(), String> {
     Step::new("quickstart").cargo(Cargo::new(["run", "--quiet", "--example", "quickstart"]))?;
     Step::new("metrics").cargo(Cargo::new(["run", "--quiet", "--example", "metrics"]))?;
+    Step::new("watchdog").cargo(Cargo::new(["run", "--quiet", "--example", "watchdog"]))?;
     let torch = libtorch::provision()?;
     let example = [
         "run",

@@ -345,12 +345,13 @@ fn expired(
             "deadline exceeded"
         );
     }
-    crate::watchdog::escalation::record(expired.function, crate::watchdog::Cause::Timeout, || {
-        format!("`{function}` timed out after {elapsed:?} (limit {limit:?})")
-    });
-    TimeoutError::new(function, limit, elapsed, inherited)
+    let error = TimeoutError::new(function, limit, elapsed, inherited)
         .with_owner(owner)
-        .with_chain(expired.chain)
+        .with_chain(expired.chain);
+    crate::watchdog::escalation::record(expired.function, crate::watchdog::Cause::Timeout, || {
+        format!("{error:#}")
+    });
+    error
 }
 
 impl<F> std::fmt::Debug for Budgeted<F> {

@@ -64,8 +64,8 @@ impl Escalation {
         self.window
     }
 
-    /// The last failure, as its error displays, with the chain of calls in
-    /// flight when frames are tracked.
+    /// The last failure, as its error displays; for a timeout, its report
+    /// (`{:#}`), with the calls that were in flight when frames are tracked.
     pub fn last_error(&self) -> &str {
         &self.last_error
     }

@@ -15,12 +15,15 @@
 //! and unchanged across the read. Fields that change during a call (the
 //! poll state) are single atomics, read as they are.
 
+// The table is a static of std types; the slots and chunks, whose atomics
+// the `loom` models check, take loom's under `--cfg loom`.
+use std::sync::OnceLock;
+use std::sync::atomic::AtomicUsize;
+
 #[cfg(loom)]
 use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering::*, fence};
 #[cfg(not(loom))]
-use std::sync::OnceLock;
-#[cfg(not(loom))]
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*, fence};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*, fence};
 
 /// Slots in a chunk: one bit each in its bitmap.
 pub(crate) const CHUNK: usize = 64;
@@ -244,15 +247,12 @@ pub(crate) fn parent_link(index: u32, seq: u32) -> u64 {
     (u64::from(index) + 1) << 32 | u64::from(seq)
 }
 
-#[cfg(not(loom))]
 static TABLE: [OnceLock<Box<Chunk>>; CHUNKS] = [const { OnceLock::new() }; CHUNKS];
 /// Chunks allocated so far.
-#[cfg(not(loom))]
 static CHUNKS_IN_USE: AtomicUsize = AtomicUsize::new(0);
 
 /// Claims a slot in the table: its index, or `None` when [`CAPACITY`]
 /// frames are tracked already.
-#[cfg(not(loom))]
 pub(crate) fn claim() -> Option<u32> {
     thread_local! {
         // Where this thread last found room: threads spread over chunks.
@@ -271,7 +271,6 @@ pub(crate) fn claim() -> Option<u32> {
 
 /// Every chunk in use was full: claims in the next one, allocating it.
 #[cold]
-#[cfg(not(loom))]
 fn claim_in_new_chunk(from: usize) -> Option<u32> {
     for (c, chunk) in TABLE.iter().enumerate().skip(from) {
         let chunk = chunk.get_or_init(|| Box::new(Chunk::new()));
@@ -284,7 +283,6 @@ fn claim_in_new_chunk(from: usize) -> Option<u32> {
 }
 
 /// The slot at `index`, claimed earlier.
-#[cfg(not(loom))]
 pub(crate) fn slot(index: u32) -> &'static Slot {
     let index = index as usize;
     TABLE[index / CHUNK]
@@ -294,7 +292,6 @@ pub(crate) fn slot(index: u32) -> &'static Slot {
 }
 
 /// Frees the slot at `index`.
-#[cfg(not(loom))]
 pub(crate) fn release(index: u32) {
     let index = index as usize;
     TABLE[index / CHUNK]
@@ -304,7 +301,6 @@ pub(crate) fn release(index: u32) {
 }
 
 /// Every live frame: slot index, sequence number, and what it holds.
-#[cfg(not(loom))]
 pub(crate) fn live() -> Vec<(u32, u32, Fixed, Polls)> {
     let mut frames = Vec::new();
     for (c, chunk) in TABLE[..CHUNKS_IN_USE.load(Acquire)].iter().enumerate() {
