@@ -1,5 +1,5 @@
 //! A successful call allocates nothing, whatever its attributes, without a
-//! metrics recorder and with one. A counting global allocator counts this
+//! metrics recorder and with one, and with frames tracked for the watchdog. A counting global allocator counts this
 //! thread's allocations around many calls.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -13,7 +13,9 @@ use metrics::{
     Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
     SharedString, Unit,
 };
-use resilience_runtime::{TimeoutError, circuit_breaker, monitor, retry, timeout, timeout_async};
+use resilience_runtime::{
+    TimeoutError, circuit_breaker, monitor, retry, timeout, timeout_async, watchdog,
+};
 
 struct Counting;
 
@@ -155,5 +157,9 @@ fn successful_calls_do_not_allocate_with_or_without_a_recorder() {
         assert_eq!(allocations_in_successful_calls().await, 0, "no recorder");
         metrics::set_global_recorder(Atomics).unwrap();
         assert_eq!(allocations_in_successful_calls().await, 0, "a recorder");
+        // Tracked frames take slots of a table allocated once per 64.
+        watchdog::track(true);
+        assert_eq!(allocations_in_successful_calls().await, 0, "frames tracked");
+        watchdog::track(false);
     });
 }

@@ -1,6 +1,7 @@
 //! `#[timeout_async]` against a hand-written `tokio::time::timeout` and a bare
 //! call. Each sample runs `iters` calls inside one `block_on`, so the runtime's
-//! own cost is not part of the figures.
+//! own cost is not part of the figures. The `tracked` cases run with frames
+//! tracked for the watchdog (`watchdog::track(true)`).
 
 mod support;
 
@@ -9,7 +10,7 @@ use std::io;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use resilience_runtime::timeout_async;
+use resilience_runtime::{timeout_async, watchdog};
 use support::per_call;
 
 const LIMIT: Duration = Duration::from_secs(5);
@@ -76,6 +77,16 @@ async fn hand_written_nested(x: u64) -> io::Result<u64> {
     }
 }
 
+/// `routine` with frames tracked while it runs.
+fn tracked(mut routine: impl FnMut(u64) -> Duration) -> impl FnMut(u64) -> Duration {
+    move |iters| {
+        watchdog::track(true);
+        let elapsed = routine(iters);
+        watchdog::track(false);
+        elapsed
+    }
+}
+
 fn benches(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -90,6 +101,9 @@ fn benches(c: &mut Criterion) {
     ready.bench_function("annotated", |b| {
         b.iter_custom(per_call(&runtime, annotated_ready))
     });
+    ready.bench_function("annotated_tracked", |b| {
+        b.iter_custom(tracked(per_call(&runtime, annotated_ready)))
+    });
     ready.finish();
 
     let mut yields = c.benchmark_group("yield_once");
@@ -100,6 +114,9 @@ fn benches(c: &mut Criterion) {
     yields.bench_function("annotated", |b| {
         b.iter_custom(per_call(&runtime, annotated_yield))
     });
+    yields.bench_function("annotated_tracked", |b| {
+        b.iter_custom(tracked(per_call(&runtime, annotated_yield)))
+    });
     yields.finish();
 
     let mut nested = c.benchmark_group("nested_three_levels");
@@ -108,6 +125,9 @@ fn benches(c: &mut Criterion) {
     });
     nested.bench_function("annotated", |b| {
         b.iter_custom(per_call(&runtime, level_one))
+    });
+    nested.bench_function("annotated_tracked", |b| {
+        b.iter_custom(tracked(per_call(&runtime, level_one)))
     });
     nested.finish();
 }
