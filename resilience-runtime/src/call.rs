@@ -89,13 +89,17 @@ pub trait PickCannotFail {
 
 impl<O> PickCannotFail for Pick<O> {}
 
+// The state is a whole word although 32 bits would hold it: it pads to 8
+// bytes anyway, and a future built with a 4-byte store and moved with an
+// 8-byte load stalls store forwarding, on every call.
+
 /// `state` before the first poll.
-const NEW: u32 = u32::MAX;
+const NEW: u64 = u64::MAX;
 /// `state` of a call with no frame (possibly delayed, see `DELAYED`).
-const NO_FRAME: u32 = 0x00FF_FFFF;
+const NO_FRAME: u64 = 0x00FF_FFFF;
 /// In `state`: an injected delay is pending.
-const DELAYED: u32 = 1 << 31;
-const FRAME: u32 = 0x00FF_FFFF;
+const DELAYED: u64 = 1 << 31;
+const FRAME: u64 = 0x00FF_FFFF;
 
 const _: () = assert!(frames::CAPACITY < NO_FRAME as usize);
 
@@ -109,26 +113,34 @@ pin_project! {
         #[pin]
         future: F,
         // `NEW`; or the frame's slot (`NO_FRAME` for none) with `DELAYED`.
-        state: u32,
+        state: u64,
         marker: PhantomData<fn() -> (N, I)>,
     }
 
     impl<F, N, I> PinnedDrop for Call<F, N, I> {
+        #[inline(always)]
         fn drop(this: Pin<&mut Self>) {
             let state = this.state;
-            if state == NEW {
-                return;
-            }
-            if state & DELAYED != 0 {
+            // The usual case, a call with nothing to release, in one compare.
+            if state != NO_FRAME && state != NEW {
                 let key = this.as_ref().get_ref() as *const Call<F, N, I> as usize;
-                if let Some(delays) = lock_delays().as_mut() {
-                    delays.remove(&key);
-                }
-            }
-            if state & FRAME != NO_FRAME {
-                frames::release(state & FRAME);
+                release(state, key);
             }
         }
+    }
+}
+
+/// Releases what a call that ends holds: its frame, its pending delay.
+#[cold]
+#[inline(never)]
+fn release(state: u64, key: usize) {
+    if state & DELAYED != 0
+        && let Some(delays) = lock_delays().as_mut()
+    {
+        delays.remove(&key);
+    }
+    if state & FRAME != NO_FRAME {
+        frames::release((state & FRAME) as u32);
     }
 }
 
@@ -151,21 +163,15 @@ impl<F: Future, N: Named, I: Inject<F::Output>> Call<F, N, I> {
 impl<F: Future, N: Named, I: Inject<F::Output>> Future for Call<F, N, I> {
     type Output = F::Output;
 
-    #[inline]
+    #[inline(always)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let state = self.state;
-        if state == NO_FRAME {
-            return self.project().future.poll(cx);
+        let this = self.as_mut().project();
+        if *this.state == NO_FRAME {
+            return this.future.poll(cx);
         }
-        if state == NEW {
-            let word = attention::word();
-            if word == 0 {
-                *self.as_mut().project().state = NO_FRAME;
-                return self.project().future.poll(cx);
-            }
-            if let Some(output) = self.as_mut().begin(word) {
-                return Poll::Ready(output);
-            }
+        if *this.state == NEW && attention::word() == 0 {
+            *this.state = NO_FRAME;
+            return this.future.poll(cx);
         }
         self.poll_watched(cx)
     }
@@ -213,7 +219,7 @@ impl<F: Future, N: Named, I: Inject<F::Output>> Call<F, N, I> {
                 owner: scope.map_or(0, |scope| scope.owner.id()),
                 attempt: crate::retry::run::attempt_of(function),
             });
-            state = state & DELAYED | slot;
+            state = state & DELAYED | u64::from(slot);
         }
         *self.as_mut().project().state = state;
         if let Some(blocking) = blocking {
@@ -226,14 +232,21 @@ impl<F: Future, N: Named, I: Inject<F::Output>> Call<F, N, I> {
 
     /// The frame's slot and parent link, if the call has one.
     fn frame(&self) -> Option<(&'static frames::Slot, u64)> {
-        let index = self.state & FRAME;
-        (index != NO_FRAME).then(|| {
+        let index = (self.state & FRAME) as u32;
+        (u64::from(index) != NO_FRAME).then(|| {
             let slot = frames::slot(index);
             (slot, frames::parent_link(index, slot.seq()))
         })
     }
 
+    /// A poll of a call something watches: a tracked frame, an injection.
+    #[inline(never)]
     fn poll_watched(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        if self.state == NEW
+            && let Some(output) = self.as_mut().begin(attention::word())
+        {
+            return Poll::Ready(output);
+        }
         let _poll = self.frame().map(|(slot, link)| Polling::begin(slot, link));
         if self.state & DELAYED != 0 {
             let key = self.as_ref().get_ref() as *const Self as usize;

@@ -227,9 +227,9 @@ impl<F: Future> Future for Timeout<F> {
         let limit = *this.limit;
         let deadline = Self::deadline(start, limit);
         // An inherited deadline is the enclosing scope's, polled inside it.
-        let owner = match scope() {
-            Some(enclosing) if limit.inherited() => enclosing.owner,
-            _ => *this.function,
+        let owner = match limit.inherited().then(scope).flatten() {
+            Some(enclosing) => enclosing.owner,
+            None => *this.function,
         };
         let budget = Some(Scope { deadline, owner });
         if let Poll::Ready(output) = with_budget(budget, || future.poll(cx)) {
@@ -243,27 +243,43 @@ impl<F: Future> Future for Timeout<F> {
         let sleep = this.sleep.as_pin_mut().expect("set above");
         match sleep.poll(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(()) => {
-                // Dropped before the error is handed out, so that the body's
-                // destructors have run when the caller sees the timeout.
-                let function = *this.function;
-                // Read while the calls inside are still in flight.
-                let chain = crate::watchdog::chain_inside(owner, function);
-                drop_expired(this.future, function.path(), limit.inherited());
-                Poll::Ready(Err(expired(
-                    Expired {
-                        function,
-                        owner,
-                        chain,
-                    },
-                    start,
-                    deadline,
-                    limit.inherited(),
-                    limit.soft(),
-                )))
-            }
+            Poll::Ready(()) => Poll::Ready(Err(expire(
+                this.future,
+                Expired {
+                    function: *this.function,
+                    owner,
+                },
+                start,
+                limit,
+            ))),
         }
     }
+}
+
+/// Ends a call whose deadline passed: reads what ran inside it, drops its
+/// body, and builds the error. Out of line, so the poll stays small.
+#[cold]
+#[inline(never)]
+fn expire<F>(
+    future: Pin<&mut Option<F>>,
+    expired: Expired,
+    start: Instant,
+    limit: Limit,
+) -> TimeoutError {
+    // Read while the calls inside are still in flight.
+    let chain = crate::watchdog::chain_inside(expired.owner, expired.function);
+    // Dropped before the error is handed out, so that the body's
+    // destructors have run when the caller sees the timeout.
+    drop_expired(future, expired.function.path(), limit.inherited());
+    let deadline = start + Duration::from_nanos(limit.nanos());
+    self::expired(
+        expired,
+        chain,
+        start,
+        deadline,
+        limit.inherited(),
+        limit.soft(),
+    )
 }
 
 /// The deadline's timer, created when the body first waits. Outside a tokio
@@ -300,17 +316,15 @@ fn check_runtime(function: &'static str) {
 }
 
 /// Builds the error and reports it; out of line so the success path stays small.
-/// Whose call expired, whose deadline it was, and what ran inside it.
+/// Whose call expired, and whose deadline it was.
 struct Expired {
     function: &'static Function,
     owner: &'static Function,
-    chain: Option<crate::watchdog::Chain>,
 }
 
-#[cold]
-#[inline(never)]
 fn expired(
     expired: Expired,
+    chain: Option<crate::watchdog::Chain>,
     start: Instant,
     deadline: Instant,
     inherited: bool,
@@ -321,8 +335,8 @@ fn expired(
     let limit = deadline.saturating_duration_since(start);
     let elapsed = start.elapsed();
     let (limit_ms, elapsed_ms) = (millis(limit), millis(elapsed));
-    let chain = expired.chain.as_ref().map(|chain| chain.to_string());
-    let chain = chain.as_deref().unwrap_or("");
+    let chain_text = chain.as_ref().map(|chain| chain.to_string());
+    let chain_text = chain_text.as_deref().unwrap_or("");
     if soft {
         tracing::info!(
             function,
@@ -330,7 +344,7 @@ fn expired(
             elapsed_ms,
             inherited,
             owner,
-            chain,
+            chain = chain_text,
             "deadline exceeded; returning the fail-soft value"
         );
     } else if let Some(suppressed) = may_warn(function, Warning::Timeout) {
@@ -340,14 +354,14 @@ fn expired(
             elapsed_ms,
             inherited,
             owner,
-            chain,
+            chain = chain_text,
             suppressed,
             "deadline exceeded"
         );
     }
     let error = TimeoutError::new(function, limit, elapsed, inherited)
         .with_owner(owner)
-        .with_chain(expired.chain);
+        .with_chain(chain);
     crate::watchdog::escalation::record(expired.function, crate::watchdog::Cause::Timeout, || {
         format!("{error:#}")
     });

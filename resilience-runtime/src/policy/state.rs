@@ -79,7 +79,7 @@ fn merged(snapshot: &Snapshot, keys: &[Option<&'static str>]) -> Option<Entry> {
 /// `None` when no policy file asks for it.
 #[cold]
 pub(crate) fn escalation(keys: &[Option<&'static str>]) -> Option<(u32, std::time::Duration)> {
-    if flags() & LOADED == 0 {
+    if !loaded() {
         return None;
     }
     let snapshot = SNAPSHOT.load();
@@ -164,6 +164,12 @@ pub(crate) fn at_defaults() -> bool {
 #[inline]
 pub(crate) fn kind_off(kind: Kind) -> bool {
     flags() & (OFF_ALL | kind_bit(kind)) != 0
+}
+
+/// True when a policy file is in force.
+#[inline]
+pub(crate) fn loaded() -> bool {
+    flags() & LOADED != 0
 }
 
 /// True when the kill switch turns everything off. One relaxed load.

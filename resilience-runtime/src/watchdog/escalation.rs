@@ -97,6 +97,9 @@ static COUNTS: Mutex<Option<HashMap<(&'static str, Cause), Count>>> = Mutex::new
 /// force says it is one too many; `error` renders the failure.
 #[cold]
 pub(crate) fn record(function: &'static Function, cause: Cause, error: impl FnOnce() -> String) {
+    if !crate::policy::state::loaded() {
+        return;
+    }
     let mut keys = vec![Some(function.path())];
     keys.extend(function.layers().iter().map(|layer| layer.keys()[1]));
     record_keyed(function.path(), &keys, cause, error);
