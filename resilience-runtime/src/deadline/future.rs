@@ -246,7 +246,7 @@ impl<F: Future> Future for Timeout<F> {
             Poll::Ready(()) => Poll::Ready(Err(expire(
                 this.future,
                 Expired {
-                    function: *this.function,
+                    function: this.function,
                     owner,
                 },
                 start,
