@@ -10,6 +10,7 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use metrics_util::{CompositeKey, MetricKind};
 use resilience_runtime::{
     CircuitOpenError, TimeoutError, breaker, circuit_breaker, monitor, retry, timeout_async,
+    watchdog,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +61,13 @@ async fn guarded() -> Result<u32, Failed> {
 async fn hangs() -> Result<u32, Failed> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     Ok(5)
+}
+
+/// Waits an hour, with no deadline over it.
+#[retry(attempts = 1)]
+async fn stuck() -> Result<u32, Failed> {
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    Ok(0)
 }
 
 #[monitor]
@@ -212,6 +220,31 @@ async fn every_attribute_records_its_calls_by_name_and_outcome() {
     assert_eq!(seen.calls("parsed", "monitor", "success"), 1);
     assert_eq!(seen.calls("parsed", "monitor", "failure"), 1);
     assert_eq!(seen.durations("parsed", "failure").len(), 1);
+
+    // The watchdog's reports, and an escalation.
+    let dog = watchdog::start(watchdog::Config::default());
+    let task = tokio::spawn(stuck());
+    for _ in 0..10 {
+        tokio::task::yield_now().await; // its first poll
+    }
+    tokio::time::advance(Duration::from_secs(6)).await;
+    dog.check();
+    let seen = Seen::take(&snapshotter);
+    let labels = [
+        ("function", "metrics_facade::stuck"),
+        ("kind", "stalled_call"),
+    ];
+    assert_eq!(seen.counter("resilience_watchdog_events_total", &labels), 1);
+    task.abort();
+    drop(dog);
+    let file = std::env::temp_dir().join(format!("metrics-escalate-{}.toml", std::process::id()));
+    std::fs::write(&file, "[escalate]\nafter = 1\n").unwrap();
+    resilience_runtime::policy::load(&file).unwrap();
+    assert!(slow().await.is_err());
+    resilience_runtime::policy::clear();
+    let seen = Seen::take(&snapshotter);
+    let labels = [("function", "metrics_facade::slow"), ("cause", "timeout")];
+    assert_eq!(seen.counter("resilience_escalations_total", &labels), 1);
 
     #[cfg(feature = "tch")]
     device::a_real_fallback_is_counted(&snapshotter);
