@@ -5,24 +5,15 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::Recorder;
+use common::{Recorder, write};
 use resilience_runtime::watchdog::{self, Escalation};
 use resilience_runtime::{TimeoutError, chaos, policy, retry, timeout_async};
 use tokio::time::{Instant, sleep};
 
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn write(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("resilience-drills-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 #[derive(Debug, thiserror::Error)]
 enum QuoteError {

@@ -2,27 +2,18 @@
 //! files that are reported with their line and change nothing. The policy is
 //! process-wide, so the tests take turns.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 mod common;
 
-use common::Recorder;
+use common::{Recorder, write};
 use resilience_runtime::breaker::{self, State};
 use resilience_runtime::policy;
 use resilience_runtime::{CircuitOpenError, TimeoutError, circuit_breaker, retry, timeout_async};
 use tokio::time::{Instant, sleep};
 
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn write(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("resilience-policy-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 #[timeout_async(ms = 100, policy = "slow-dep")]
 async fn fetch(delay: Duration) -> Result<(), TimeoutError> {

@@ -96,6 +96,16 @@ impl Visit for Fields {
     }
 }
 
+/// Writes `text` to the file `name` in a folder of this test process,
+/// for policy files.
+pub(crate) fn write(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("resilience-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// The text of the panic `f` raises; fails the test if it does not panic.
 pub(crate) fn panic_text(f: impl FnOnce()) -> String {
     let payload =
