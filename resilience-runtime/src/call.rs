@@ -8,6 +8,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
@@ -58,7 +59,7 @@ impl<O> Inject<O> for CannotFail {
 }
 
 /// The output type of a body, for autoref dispatch:
-/// `(&&Pick::of(&future)).pick()` is [`Fails`] where the output can carry
+/// `(&&Pick::of(&future)).__resilience_pick()` is [`Fails`] where the output can carry
 /// an injected error and [`CannotFail`] elsewhere.
 pub struct Pick<O>(PhantomData<fn() -> O>);
 
@@ -71,8 +72,8 @@ impl<O> Pick<O> {
 
 /// A `Result` whose error converts from [`InjectedError`].
 pub trait PickFails {
-    /// [`Fails`].
-    fn pick(&self) -> PhantomData<Fails> {
+    /// [`Fails`]. Named so that no user trait in scope shares the name.
+    fn __resilience_pick(&self) -> PhantomData<Fails> {
         PhantomData
     }
 }
@@ -82,7 +83,7 @@ impl<T, E: From<InjectedError>> PickFails for &Pick<Result<T, E>> {}
 /// Anything else.
 pub trait PickCannotFail {
     /// [`CannotFail`].
-    fn pick(&self) -> PhantomData<CannotFail> {
+    fn __resilience_pick(&self) -> PhantomData<CannotFail> {
         PhantomData
     }
 }
@@ -103,13 +104,15 @@ const FRAME: u64 = 0x00FF_FFFF;
 
 const _: () = assert!(frames::CAPACITY < NO_FRAME as usize);
 
-/// Injected delays pending, by the address of their pinned call.
-static DELAYS: Mutex<Option<HashMap<usize, Pin<Box<Sleep>>>>> = Mutex::new(None);
+type Delays = Option<HashMap<(usize, u32), Pin<Box<Sleep>>>>;
+
+/// Injected delays pending, by call (see `Call::key`).
+static DELAYS: Mutex<Delays> = Mutex::new(None);
 
 pin_project! {
     /// The body of one call of the annotated function `N`.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
-    pub struct Call<F, N, I> {
+    pub struct Call<F, N: Named, I> {
         #[pin]
         future: F,
         // `NEW`; or the frame's slot (`NO_FRAME` for none) with `DELAYED`.
@@ -117,13 +120,13 @@ pin_project! {
         marker: PhantomData<fn() -> (N, I)>,
     }
 
-    impl<F, N, I> PinnedDrop for Call<F, N, I> {
+    impl<F, N: Named, I> PinnedDrop for Call<F, N, I> {
         #[inline(always)]
         fn drop(this: Pin<&mut Self>) {
             let state = this.state;
             // The usual case, a call with nothing to release, in one compare.
             if state != NO_FRAME && state != NEW {
-                let key = this.as_ref().get_ref() as *const Call<F, N, I> as usize;
+                let key = this.as_ref().key();
                 release(state, key);
             }
         }
@@ -133,7 +136,7 @@ pin_project! {
 /// Releases what a call that ends holds: its frame, its pending delay.
 #[cold]
 #[inline(never)]
-fn release(state: u64, key: usize) {
+fn release(state: u64, key: (usize, u32)) {
     if state & DELAYED != 0
         && let Some(delays) = lock_delays().as_mut()
     {
@@ -144,7 +147,16 @@ fn release(state: u64, key: usize) {
     }
 }
 
-fn lock_delays() -> std::sync::MutexGuard<'static, Option<HashMap<usize, Pin<Box<Sleep>>>>> {
+impl<F, N: Named, I> Call<F, N, I> {
+    /// The key of this call's pending delay: its pinned address, and its
+    /// function, since a call's body may begin with another call at the
+    /// same address.
+    fn key(self: Pin<&Self>) -> (usize, u32) {
+        (self.get_ref() as *const Self as usize, N::function().id())
+    }
+}
+
+fn lock_delays() -> std::sync::MutexGuard<'static, Delays> {
     DELAYS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -179,9 +191,10 @@ impl<F: Future, N: Named, I: Inject<F::Output>> Future for Call<F, N, I> {
 
 impl<F: Future, N: Named, I: Inject<F::Output>> Call<F, N, I> {
     /// The first poll of a call that something watches: takes its faults
-    /// and claims its frame. `Some` when it fails at once.
+    /// and claims its frame. `Err` with the output when it fails at once;
+    /// else how long to block the thread, if that is injected.
     #[cold]
-    fn begin(mut self: Pin<&mut Self>, word: u8) -> Option<F::Output> {
+    fn begin(mut self: Pin<&mut Self>, word: u8) -> Result<Option<Duration>, F::Output> {
         let function = N::function();
         let mut state = NO_FRAME;
         let mut blocking = None;
@@ -189,10 +202,10 @@ impl<F: Future, N: Named, I: Inject<F::Output>> Call<F, N, I> {
             let faults = chaos::take_call_faults(function);
             if let Some(output) = faults.error.and_then(I::output) {
                 *self.as_mut().project().state = NO_FRAME;
-                return Some(output);
+                return Err(output);
             }
             if let Some(delay) = faults.delay {
-                let key = self.as_ref().get_ref() as *const Self as usize;
+                let key = self.as_ref().key();
                 let sleep = Box::pin(tokio::time::sleep(delay));
                 lock_delays()
                     .get_or_insert_with(HashMap::new)
@@ -218,16 +231,12 @@ impl<F: Future, N: Named, I: Inject<F::Output>> Call<F, N, I> {
                 limit,
                 owner: scope.map_or(0, |scope| scope.owner.id()),
                 attempt: crate::retry::run::attempt_of(function),
+                scope: scope.map_or(0, |scope| scope.id as u64),
             });
             state = state & DELAYED | u64::from(slot);
         }
         *self.as_mut().project().state = state;
-        if let Some(blocking) = blocking {
-            // Inside the frame's first poll, so that the watchdog sees it.
-            let _poll = self.frame().map(|(slot, link)| Polling::begin(slot, link));
-            std::thread::sleep(blocking);
-        }
-        None
+        Ok(blocking)
     }
 
     /// The frame's slot and parent link, if the call has one.
@@ -242,14 +251,20 @@ impl<F: Future, N: Named, I: Inject<F::Output>> Call<F, N, I> {
     /// A poll of a call something watches: a tracked frame, an injection.
     #[inline(never)]
     fn poll_watched(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        if self.state == NEW
-            && let Some(output) = self.as_mut().begin(attention::word())
-        {
-            return Poll::Ready(output);
+        let mut blocking = None;
+        if self.state == NEW {
+            match self.as_mut().begin(attention::word()) {
+                Ok(block) => blocking = block,
+                Err(output) => return Poll::Ready(output),
+            }
         }
         let _poll = self.frame().map(|(slot, link)| Polling::begin(slot, link));
+        if let Some(blocking) = blocking {
+            // Inside the frame's poll, so that the watchdog sees it.
+            std::thread::sleep(blocking);
+        }
         if self.state & DELAYED != 0 {
-            let key = self.as_ref().get_ref() as *const Self as usize;
+            let key = self.as_ref().key();
             let mut delays = lock_delays();
             let delays = delays.get_or_insert_with(HashMap::new);
             if let Some(sleep) = delays.get_mut(&key) {

@@ -83,7 +83,7 @@ fn call(future: TokenStream) -> TokenStream {
         let #pick = {
             #[allow(unused_imports)]
             use #private::{PickCannotFail as _, PickFails as _};
-            (&&#private::Pick::of(&#body)).pick()
+            (&&#private::Pick::of(&#body)).__resilience_pick()
         };
         #private::Call::<_, #named, _>::new(#body, #pick)
     }}

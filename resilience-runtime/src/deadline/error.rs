@@ -102,7 +102,8 @@ impl TimeoutError {
     /// The function whose deadline fired: [`function`](Self::function)
     /// itself, or, when [`inherited`](Self::inherited), the enclosing
     /// annotated function (or `resilience_runtime::timeout`) whose budget
-    /// ran out.
+    /// ran out. A future moved out of the scope it inherited its deadline
+    /// from (and polled elsewhere) names itself: the deadline went with it.
     pub fn deadline_owner(&self) -> &'static str {
         self.owner
     }

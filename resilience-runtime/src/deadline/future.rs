@@ -53,6 +53,10 @@ fn drop_expired<F>(mut future: Pin<&mut Option<F>>, function: &'static str, inhe
 pub(crate) struct Scope {
     pub(crate) deadline: Instant,
     pub(crate) owner: &'static Function,
+    /// The deadline's identity: the address of the pinned future that set
+    /// it, so that two calls of one function in flight at once tell their
+    /// frames apart. A nested call that inherits the deadline keeps it.
+    pub(crate) id: usize,
 }
 
 /// The budget of the innermost scope being polled on this thread.
@@ -217,6 +221,7 @@ impl<F: Future> Future for Timeout<F> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let address = self.as_ref().get_ref() as *const Self as usize;
         let mut this = self.project();
         let Some(future) = this.future.as_mut().as_pin_mut() else {
             panic!("`Timeout` polled after completion");
@@ -226,12 +231,18 @@ impl<F: Future> Future for Timeout<F> {
         };
         let limit = *this.limit;
         let deadline = Self::deadline(start, limit);
-        // An inherited deadline is the enclosing scope's, polled inside it.
-        let owner = match limit.inherited().then(scope).flatten() {
-            Some(enclosing) => enclosing.owner,
-            None => *this.function,
+        // An inherited deadline is the enclosing scope's, when polled inside
+        // it (a future moved elsewhere keeps the deadline, as its own).
+        let budget = match limit.inherited().then(scope).flatten() {
+            Some(enclosing) if enclosing.deadline == deadline => enclosing,
+            _ => Scope {
+                deadline,
+                owner: this.function,
+                id: address,
+            },
         };
-        let budget = Some(Scope { deadline, owner });
+        let owner = budget.owner;
+        let budget = Some(budget);
         if let Poll::Ready(output) = with_budget(budget, || future.poll(cx)) {
             this.future.set(None);
             return Poll::Ready(Ok(output));
@@ -248,6 +259,7 @@ impl<F: Future> Future for Timeout<F> {
                 Expired {
                     function: this.function,
                     owner,
+                    scope: budget.map_or(address, |scope| scope.id),
                 },
                 start,
                 limit,
@@ -267,7 +279,7 @@ fn expire<F>(
     limit: Limit,
 ) -> TimeoutError {
     // Read while the calls inside are still in flight.
-    let chain = crate::watchdog::chain_inside(expired.owner, expired.function);
+    let chain = crate::watchdog::chain_inside(expired.scope);
     // Dropped before the error is handed out, so that the body's
     // destructors have run when the caller sees the timeout.
     drop_expired(future, expired.function.path(), limit.inherited());
@@ -320,6 +332,8 @@ fn check_runtime(function: &'static str) {
 struct Expired {
     function: &'static Function,
     owner: &'static Function,
+    /// The identity of the deadline that fired (see [`Scope::id`]).
+    scope: usize,
 }
 
 fn expired(
@@ -363,7 +377,7 @@ fn expired(
         .with_owner(owner)
         .with_chain(chain);
     crate::watchdog::escalation::record(expired.function, crate::watchdog::Cause::Timeout, || {
-        format!("{error:#}")
+        (format!("{error:#}"), chain_text.to_owned())
     });
     error
 }

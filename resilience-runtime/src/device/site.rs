@@ -218,7 +218,10 @@ impl DeviceSite {
         crate::watchdog::escalation::record(
             self.function,
             crate::watchdog::Cause::DeviceFault,
-            || format!("device fault in `{}`: {kind:?}", self.function.path()),
+            || {
+                let error = format!("device fault in `{}`: {kind:?}", self.function.path());
+                (error, String::new())
+            },
         );
         if let Some(slot) = fallback_slot(kind) {
             self.fallbacks[slot].fetch_add(1, Relaxed);

@@ -317,6 +317,10 @@ fn apply_locked(path: &Path, _loading: &MutexGuard<'_, ()>) -> Result<(), Policy
         escalate: policy.escalate,
     })));
     crate::chaos::from_file(&drills);
+    if !policy.enabled {
+        // The kill switch stops everything injected, from code too.
+        crate::chaos::clear();
+    }
     FLAGS.store(INIT | LOADED | off, Release);
     *LAST_FILE.lock().unwrap_or_else(PoisonError::into_inner) = Some(path.to_owned());
     tracing::info!(file = %path.display(), "resilience policy in force");

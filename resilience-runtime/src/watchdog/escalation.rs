@@ -94,9 +94,14 @@ struct Count {
 static COUNTS: Mutex<Option<HashMap<(&'static str, Cause), Count>>> = Mutex::new(None);
 
 /// Counts one failure of `function`, and escalates when the policy in
-/// force says it is one too many; `error` renders the failure.
+/// force says it is one too many; `error` renders the failure and the
+/// chain of calls in flight (empty when not known).
 #[cold]
-pub(crate) fn record(function: &'static Function, cause: Cause, error: impl FnOnce() -> String) {
+pub(crate) fn record(
+    function: &'static Function,
+    cause: Cause,
+    error: impl FnOnce() -> (String, String),
+) {
     if !crate::policy::state::loaded() {
         return;
     }
@@ -109,14 +114,16 @@ pub(crate) fn record(function: &'static Function, cause: Cause, error: impl FnOn
 /// `name = "…"` of a shared breaker.
 #[cold]
 pub(crate) fn record_breaker(breaker: &'static str, error: impl FnOnce() -> String) {
-    record_keyed(breaker, &[Some(breaker)], Cause::BreakerOpened, error);
+    record_keyed(breaker, &[Some(breaker)], Cause::BreakerOpened, || {
+        (error(), String::new())
+    });
 }
 
 fn record_keyed(
     function: &'static str,
     keys: &[Option<&'static str>],
     cause: Cause,
-    error: impl FnOnce() -> String,
+    error: impl FnOnce() -> (String, String),
 ) {
     let Some((after, within)) = crate::policy::state::escalation(keys) else {
         return;
@@ -149,12 +156,13 @@ fn record_keyed(
         count.escalated = Some(now);
         u32::try_from(n).unwrap_or(u32::MAX)
     };
+    let (last_error, chain) = error();
     let escalation = Escalation {
         function,
         cause: cause.label(),
         count,
         window: within,
-        last_error: error(),
+        last_error,
     };
     tracing::error!(
         function = escalation.function,
@@ -162,6 +170,7 @@ fn record_keyed(
         count,
         window_ms = crate::events::millis(within),
         last_error = escalation.last_error.as_str(),
+        chain = chain.as_str(),
         "escalation: {} {} within {:?}",
         count,
         cause.label(),

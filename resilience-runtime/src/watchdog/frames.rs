@@ -47,6 +47,9 @@ pub(crate) struct Fixed {
     pub(crate) owner: u32,
     /// The attempt, from 1, under a `#[retry]`; 0 otherwise.
     pub(crate) attempt: u32,
+    /// The identity of the deadline in force (see `deadline::Scope`); 0
+    /// for none.
+    pub(crate) scope: u64,
 }
 
 /// How a frame is being polled, as the frame's own call last wrote it.
@@ -76,6 +79,7 @@ pub(crate) struct Slot {
     limit: AtomicU64,
     owner: AtomicU32,
     attempt: AtomicU32,
+    scope: AtomicU64,
     // The reading + 1, so that 0 means "waiting".
     polling_since: AtomicU64,
     waiting_since: AtomicU64,
@@ -94,6 +98,7 @@ impl Slot {
             limit: AtomicU64::new(0),
             owner: AtomicU32::new(0),
             attempt: AtomicU32::new(0),
+            scope: AtomicU64::new(0),
             polling_since: AtomicU64::new(0),
             waiting_since: AtomicU64::new(0),
             polls: AtomicU32::new(0),
@@ -115,6 +120,7 @@ impl Slot {
         self.limit.store(fixed.limit, Relaxed);
         self.owner.store(fixed.owner, Relaxed);
         self.attempt.store(fixed.attempt, Relaxed);
+        self.scope.store(fixed.scope, Relaxed);
         self.polling_since.store(0, Relaxed);
         self.waiting_since.store(fixed.start, Relaxed);
         self.polls.store(0, Relaxed);
@@ -172,6 +178,7 @@ impl Slot {
             limit: self.limit.load(Relaxed),
             owner: self.owner.load(Relaxed),
             attempt: self.attempt.load(Relaxed),
+            scope: self.scope.load(Relaxed),
         };
         let polls = Polls {
             polling_since: self.polling_since(),

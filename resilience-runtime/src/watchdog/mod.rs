@@ -118,29 +118,43 @@ impl Drop for Entered {
     }
 }
 
-/// Threads that polled a tracked frame, by id: their names.
-static THREADS: Mutex<Vec<Option<String>>> = Mutex::new(Vec::new());
+/// The names of threads that polled a tracked frame, each once: threads
+/// come and go (`spawn_blocking`), names repeat.
+static THREADS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-/// This thread's id in [`THREADS`], from 1.
+/// This thread's name's id in [`THREADS`], from 1.
+#[inline]
 pub(crate) fn thread_id() -> u32 {
-    let id = THREAD.get();
-    if id != 0 {
-        return id;
+    match THREAD.get() {
+        0 => thread_id_slow(),
+        id => id,
     }
+}
+
+#[cold]
+fn thread_id_slow() -> u32 {
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("an unnamed thread")
+        .to_owned();
     let mut threads = THREADS.lock().unwrap_or_else(PoisonError::into_inner);
-    threads.push(std::thread::current().name().map(str::to_owned));
-    let id = u32::try_from(threads.len()).unwrap_or(u32::MAX);
+    let index = match threads.iter().position(|known| *known == name) {
+        Some(index) => index,
+        None => {
+            threads.push(name);
+            threads.len() - 1
+        }
+    };
+    let id = u32::try_from(index + 1).unwrap_or(u32::MAX);
     THREAD.set(id);
     id
 }
 
 fn thread_name(id: u32) -> Option<String> {
     let threads = THREADS.lock().unwrap_or_else(PoisonError::into_inner);
-    let index = usize::try_from(id).ok()?.checked_sub(1)?;
-    match threads.get(index)? {
-        Some(name) => Some(name.clone()),
-        None => Some(format!("unnamed thread {id}")),
-    }
+    threads
+        .get(usize::try_from(id).ok()?.checked_sub(1)?)
+        .cloned()
 }
 
 /// One in-flight call of an annotated function, as [`in_flight`] saw it.
@@ -325,40 +339,25 @@ impl fmt::Display for Chain {
 pub fn in_flight() -> Vec<Frame> {
     let snapshot = Snapshot::take();
     let mut order = Vec::with_capacity(snapshot.live.len());
-    for root in snapshot.roots() {
+    for root in snapshot.roots(|i| snapshot.parent(i).is_none()) {
         snapshot.walk(root, &mut order);
     }
     order.into_iter().map(|i| snapshot.frame(i)).collect()
 }
 
-/// The frames in flight inside the deadline of `owner` that just fired in
-/// a call of `function`, while frames are tracked.
+/// The frames in flight under the deadline `scope` (see `deadline::Scope`)
+/// that just fired, while frames are tracked: the outermost calls made
+/// under it, and what they called.
 #[cold]
-pub(crate) fn chain_inside(owner: &'static Function, function: &'static Function) -> Option<Chain> {
+pub(crate) fn chain_inside(scope: usize) -> Option<Chain> {
     if !tracking() {
         return None;
     }
     let snapshot = Snapshot::take();
-    let here = snapshot.index_of(current());
-    let (owner, function) = (owner.id(), function.id());
-    // An enclosing call's deadline: its frame is this one or above it.
-    let mut up = here;
-    let mut root = None;
-    while let Some(i) = up {
-        if snapshot.live[i].fixed.function == owner {
-            root = Some(i);
-            break;
-        }
-        up = snapshot.parent(i);
-    }
-    // Its own deadline: its frame is one the frame here called.
-    let root = root.or_else(|| {
-        (0..snapshot.live.len())
-            .filter(|&i| snapshot.parent(i) == here && snapshot.live[i].fixed.function == function)
-            .max_by_key(|&i| snapshot.live[i].fixed.start)
-    });
+    let scope = scope as u64;
+    let under = |i: usize| snapshot.live[i].fixed.scope == scope;
     let mut order = Vec::new();
-    if let Some(root) = root {
+    for root in snapshot.roots(|i| under(i) && snapshot.parent(i).is_none_or(|p| !under(p))) {
         snapshot.walk(root, &mut order);
     }
     Some(Chain(
@@ -369,6 +368,10 @@ pub(crate) fn chain_inside(owner: &'static Function, function: &'static Function
 /// The live frames at one moment.
 pub(crate) struct Snapshot {
     live: Vec<Live>,
+    /// Each frame's parent, if it is live.
+    parents: Vec<Option<usize>>,
+    /// Each frame's children, oldest first.
+    children: Vec<Vec<usize>>,
     now: u64,
 }
 
@@ -390,28 +393,39 @@ impl Snapshot {
             })
             .collect();
         live.sort_by_key(|frame| frame.link);
-        Self { live, now }
-    }
-
-    fn index_of(&self, link: u64) -> Option<usize> {
-        self.live
-            .binary_search_by_key(&link, |frame| frame.link)
-            .ok()
+        let index_of = |link: u64| live.binary_search_by_key(&link, |frame| frame.link).ok();
+        let parents: Vec<_> = live
+            .iter()
+            .map(|frame| index_of(frame.fixed.parent))
+            .collect();
+        let mut children = vec![Vec::new(); live.len()];
+        for (child, parent) in parents.iter().enumerate() {
+            if let Some(parent) = parent {
+                children[*parent].push(child);
+            }
+        }
+        for siblings in &mut children {
+            siblings.sort_by_key(|&c| live[c].fixed.start);
+        }
+        Self {
+            live,
+            parents,
+            children,
+            now,
+        }
     }
 
     fn parent(&self, i: usize) -> Option<usize> {
-        self.index_of(self.live[i].fixed.parent)
+        self.parents[i]
     }
 
     fn function_of(&self, i: usize) -> Option<&'static Function> {
         registry::by_id(self.live[i].fixed.function)
     }
 
-    /// Frames whose parent has ended or never was, oldest first.
-    fn roots(&self) -> Vec<usize> {
-        let mut roots: Vec<usize> = (0..self.live.len())
-            .filter(|&i| self.parent(i).is_none())
-            .collect();
+    /// The frames `root` picks, oldest first.
+    fn roots(&self, root: impl Fn(usize) -> bool) -> Vec<usize> {
+        let mut roots: Vec<usize> = (0..self.live.len()).filter(|&i| root(i)).collect();
         roots.sort_by_key(|&i| self.live[i].fixed.start);
         roots
     }
@@ -419,24 +433,9 @@ impl Snapshot {
     /// `i` and the frames under it, depth first, oldest first.
     fn walk(&self, i: usize, order: &mut Vec<usize>) {
         order.push(i);
-        let link = self.live[i].link;
-        let mut children: Vec<usize> = (0..self.live.len())
-            .filter(|&c| self.live[c].fixed.parent == link)
-            .collect();
-        children.sort_by_key(|&c| self.live[c].fixed.start);
-        for child in children {
+        for &child in &self.children[i] {
             self.walk(child, order);
         }
-    }
-
-    /// Whether no frame under `i` is being polled: `i` is where a thread is.
-    pub(crate) fn innermost_polling(&self, i: usize) -> bool {
-        let link = self.live[i].link;
-        self.live[i].polls.polling_since.is_some()
-            && !self
-                .live
-                .iter()
-                .any(|c| c.fixed.parent == link && c.polls.polling_since.is_some())
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -445,6 +444,27 @@ impl Snapshot {
 
     pub(crate) fn link(&self, i: usize) -> u64 {
         self.live[i].link
+    }
+
+    pub(crate) fn children(&self, i: usize) -> &[usize] {
+        &self.children[i]
+    }
+
+    /// How long the frame `i`'s call has run.
+    pub(crate) fn elapsed(&self, i: usize) -> Duration {
+        Duration::from_nanos(clock::nanos(self.live[i].fixed.start, self.now))
+    }
+
+    /// Its limit, if a deadline is over it.
+    pub(crate) fn limit(&self, i: usize) -> Option<Duration> {
+        let limit = self.live[i].fixed.limit;
+        (limit != 0).then(|| Duration::from_nanos(limit))
+    }
+
+    /// How long the poll now running in frame `i` has run, if one is.
+    pub(crate) fn polling_for(&self, i: usize) -> Option<Duration> {
+        let since = self.live[i].polls.polling_since?;
+        Some(Duration::from_nanos(clock::nanos(since, self.now)))
     }
 
     pub(crate) fn frame(&self, i: usize) -> Frame {
@@ -468,11 +488,11 @@ impl Snapshot {
             function: name(i),
             chain,
             depth: path.len() - 1,
-            elapsed: since(fixed.start),
-            limit: (fixed.limit != 0).then(|| Duration::from_nanos(fixed.limit)),
+            elapsed: self.elapsed(i),
+            limit: self.limit(i),
             owner: registry::by_id(fixed.owner).map(Function::path),
             attempt: (fixed.attempt != 0).then_some(fixed.attempt),
-            polling_for: polls.polling_since.map(since),
+            polling_for: self.polling_for(i),
             waiting_for: match polls.polling_since {
                 Some(_) => Duration::ZERO,
                 None => since(polls.waiting_since),

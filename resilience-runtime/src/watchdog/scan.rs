@@ -204,35 +204,52 @@ struct Scanner {
 }
 
 impl Scanner {
+    /// One look: frames are judged on what the table holds, and only
+    /// those reported are rendered.
     fn scan(&mut self) {
         let snapshot = Snapshot::take();
         let now = snapshot.now;
         let live: std::collections::HashSet<u64> =
             (0..snapshot.len()).map(|i| snapshot.link(i)).collect();
         self.reported.retain(|(link, _), _| live.contains(link));
-        let frames: Vec<_> = (0..snapshot.len()).map(|i| snapshot.frame(i)).collect();
-        let stalled: Vec<bool> = frames.iter().map(|f| self.stalled(f)).collect();
-        for (i, frame) in frames.iter().enumerate() {
-            if snapshot.innermost_polling(i)
-                && frame.polling_for >= Some(self.config.blocking_after)
-                && self.due(snapshot.link(i), Kind::Blocking, now)
+        let polling: Vec<bool> = (0..snapshot.len())
+            .map(|i| snapshot.polling_for(i).is_some())
+            .collect();
+        let stalled: Vec<bool> = (0..snapshot.len())
+            .map(|i| self.stalled(&snapshot, i))
+            .collect();
+        // Whether a frame under `i`, at any depth, is marked.
+        let below = |marks: &[bool], i: usize| {
+            let mut stack: Vec<usize> = snapshot.children(i).to_vec();
+            while let Some(c) = stack.pop() {
+                if marks[c] {
+                    return true;
+                }
+                stack.extend_from_slice(snapshot.children(c));
+            }
+            false
+        };
+        for i in 0..snapshot.len() {
+            let link = snapshot.link(i);
+            // The innermost frame being polled: where the thread is.
+            if snapshot.polling_for(i) >= Some(self.config.blocking_after)
+                && !below(&polling, i)
+                && self.due(link, Kind::Blocking, now)
             {
-                report(frame, Kind::Blocking);
+                report(&snapshot.frame(i), Kind::Blocking);
             }
             // The deepest stalled call of a chain: the one that is stuck.
-            let link = snapshot.link(i);
-            let stalled_below =
-                (0..snapshot.len()).any(|c| stalled[c] && snapshot.live[c].fixed.parent == link);
-            if stalled[i] && !stalled_below && self.due(link, Kind::Stalled, now) {
-                report(frame, Kind::Stalled);
+            if stalled[i] && !below(&stalled, i) && self.due(link, Kind::Stalled, now) {
+                report(&snapshot.frame(i), Kind::Stalled);
             }
         }
     }
 
-    fn stalled(&self, frame: &super::Frame) -> bool {
-        match frame.limit {
-            Some(limit) => frame.elapsed > limit.saturating_mul(2),
-            None => frame.elapsed > self.config.stall_after,
+    fn stalled(&self, snapshot: &Snapshot, i: usize) -> bool {
+        let elapsed = snapshot.elapsed(i);
+        match snapshot.limit(i) {
+            Some(limit) => elapsed > limit.saturating_mul(2),
+            None => elapsed > self.config.stall_after,
         }
     }
 
