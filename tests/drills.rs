@@ -42,27 +42,51 @@ async fn a_chaos_table_injects_only_when_the_file_enables_it_and_the_kill_switch
     quote().await.unwrap();
     assert_eq!(start.elapsed(), Duration::from_millis(300));
 
-    // The kill switch: every attribute passes through, nothing is injected.
+    // The kill switch: every attribute passes through, and what was
+    // injected, from a file or from code, is removed.
+    chaos::inject_error("drills::quote", 1);
     policy::load(write(
         "killed.toml",
         &format!("enabled = false\nchaos_enabled = true\n{table}"),
     ))
     .unwrap();
-    chaos::inject_error("drills::quote", 1);
     let start = Instant::now();
     quote().await.unwrap();
     assert_eq!(start.elapsed(), Duration::ZERO);
+    policy::clear();
+    let start = Instant::now();
+    quote().await.unwrap();
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "nothing left after the switch"
+    );
 
     // A new file replaces what the last one injected; `clear` drops it.
     policy::load(write(
-        "error.toml",
-        "chaos_enabled = true\n[chaos.\"drills::quote\"]\nerror = true\n",
+        "delay.toml",
+        &format!("chaos_enabled = true\n{table}"),
     ))
     .unwrap();
+    let error = "chaos_enabled = true\n[chaos.\"drills::quote\"]\nerror = true\n";
+    policy::load(write("error.toml", error)).unwrap();
+    let start = Instant::now();
     assert!(matches!(quote().await, Err(QuoteError::Injected(_))));
-    policy::clear();
-    chaos::clear();
     quote().await.unwrap();
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "the first file's delay went with it"
+    );
+    policy::load(write(
+        "again.toml",
+        &format!("chaos_enabled = true\n{table}"),
+    ))
+    .unwrap();
+    policy::clear();
+    let start = Instant::now();
+    quote().await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO, "cleared with the file");
 }
 
 #[timeout_async("100ms")]
@@ -93,7 +117,8 @@ async fn the_fifth_timeout_within_a_minute_escalates_once_per_window() {
     for _ in 0..4 {
         hangs().await.unwrap_err();
     }
-    assert!(escalations.try_recv().is_err(), "four are not five");
+    let none = escalations.recv_timeout(Duration::from_millis(300));
+    assert!(none.is_err(), "four are not five: {none:?}");
     hangs().await.unwrap_err();
     let escalation = next().unwrap();
     assert_eq!(escalation.function(), "drills::hangs");
@@ -107,6 +132,8 @@ async fn the_fifth_timeout_within_a_minute_escalates_once_per_window() {
     // The sixth and seventh in the same window escalate nothing more.
     hangs().await.unwrap_err();
     hangs().await.unwrap_err();
+    let none = escalations.recv_timeout(Duration::from_millis(300));
+    assert!(none.is_err(), "once per window: {none:?}");
     // A minute later, five more are a new incident.
     sleep(Duration::from_secs(60)).await;
     for _ in 0..5 {
@@ -114,7 +141,19 @@ async fn the_fifth_timeout_within_a_minute_escalates_once_per_window() {
     }
     let again = next().unwrap();
     assert_eq!(again.count(), 5);
-    assert!(escalations.try_recv().is_err());
+    assert!(
+        escalations
+            .recv_timeout(Duration::from_millis(300))
+            .is_err()
+    );
+    let escalated = recorder.find(
+        "escalation: 5 timeout within 60s",
+        "function",
+        "drills::hangs",
+    );
+    assert_eq!(escalated.len(), 2, "{escalated:?}");
+    // Frames are not tracked here: the chain is empty, the field is there.
+    assert_eq!(escalated[0].field("chain"), "");
     let errors: Vec<_> = recorder
         .events()
         .into_iter()
@@ -136,8 +175,61 @@ async fn the_fifth_timeout_within_a_minute_escalates_once_per_window() {
     policy::clear();
 }
 
+#[derive(Debug, thiserror::Error)]
+enum VenueError {
+    #[error("down")]
+    Down,
+    #[error(transparent)]
+    Open(#[from] resilience_runtime::CircuitOpenError),
+}
+
+#[resilience_runtime::circuit_breaker(window = 2, min_calls = 2, open_for = "10s")]
+async fn fragile() -> Result<(), VenueError> {
+    Err(VenueError::Down)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_breaker_that_opens_escalates_under_its_name() {
+    let _turn = TURN.lock().await;
+    let (send, escalations) = mpsc::channel::<Escalation>();
+    let send = std::sync::Mutex::new(send);
+    watchdog::on_escalation(move |e| {
+        if e.function() == "drills::fragile" {
+            send.lock().unwrap().send(e.clone()).unwrap();
+        }
+    });
+    policy::load(write(
+        "breaker.toml",
+        "[policies.\"drills::fragile\"]\nescalate = { after = 1 }\n",
+    ))
+    .unwrap();
+    assert!(matches!(fragile().await, Err(VenueError::Down)));
+    assert!(matches!(fragile().await, Err(VenueError::Down)));
+    assert!(matches!(fragile().await, Err(VenueError::Open(_))));
+    let escalation = escalations.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(escalation.cause(), "breaker_opened");
+    assert_eq!(escalation.count(), 1);
+    assert_eq!(escalation.window(), Duration::from_secs(60));
+    policy::clear();
+}
+
 mod venues {
+    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
     use super::*;
+
+    pub(super) static RUNS: AtomicU32 = AtomicU32::new(0);
+
+    /// Fails at once; its retry's settings come from the policy file.
+    #[retry(attempts = 1, base = "1ms", jitter = "none")]
+    pub(super) async fn flaky() -> std::io::Result<()> {
+        RUNS.fetch_add(1, Relaxed);
+        Err(std::io::ErrorKind::ConnectionReset.into())
+    }
+
+    pub(super) fn runs() -> u32 {
+        RUNS.load(Relaxed)
+    }
 
     #[timeout_async("1s")]
     #[retry(attempts = 1)]
@@ -186,9 +278,10 @@ async fn a_module_key_reaches_every_function_under_it_and_the_most_specific_wins
     // The function's own key wins its field; the module keeps the others.
     policy::load(write(
         "specific.toml",
-        "[policies.\"drills::venues\"]\ntimeout = \"50ms\"\nenabled = true\n\
+        "[policies.\"drills::venues\"]\ntimeout = \"50ms\"\n\
+         [policies.\"drills::venues\".retry]\nattempts = 3\nbase = \"1s\"\n\
          [policies.\"drills::venues::fill\"]\ntimeout = \"70ms\"\n\
-         [policies.\"drills::venues\".retry]\nenabled = false\n",
+         [policies.\"drills::venues::flaky\".retry]\nbase = \"2ms\"\n",
     ))
     .unwrap();
     assert_eq!(
@@ -199,6 +292,11 @@ async fn a_module_key_reaches_every_function_under_it_and_the_most_specific_wins
         venues::lit::cross().await.unwrap_err().limit(),
         Duration::from_millis(50)
     );
+    // Three attempts from the module, 2 ms and 4 ms apart by the function.
+    let (runs, start) = (venues::runs(), Instant::now());
+    venues::flaky().await.unwrap_err();
+    assert_eq!(venues::runs(), runs + 3);
+    assert_eq!(start.elapsed(), Duration::from_millis(6));
     policy::clear();
 }
 

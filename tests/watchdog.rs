@@ -127,6 +127,15 @@ async fn frames_end_with_their_calls_when_cancelled_aborted_or_panicking() {
     release.notify_waiters();
     assert!(task.await.unwrap_err().is_panic());
     assert_eq!(under("parks_then_panics"), []);
+    // The panic unwound through the frame's poll: the next call on this
+    // thread is a root again, not a child of the frame that panicked.
+    let alone = tokio::spawn(parked_chain()).await.unwrap().unwrap();
+    assert_eq!(alone, "watchdog::parked_chain");
+}
+
+#[retry(attempts = 1)]
+async fn parked_chain() -> io::Result<String> {
+    Ok(under("parked_chain")[0].chain().to_owned())
 }
 
 #[timeout_async("300ms")]
@@ -177,6 +186,52 @@ async fn a_timeout_report_names_whose_deadline_fired_and_what_ran_inside_it() {
         "watchdog::submit > watchdog::route > watchdog::venue"
     );
     assert_eq!(warned[0].field("owner"), "watchdog::submit");
+}
+
+#[timeout_async("100ms")]
+async fn handle(venue: u8) -> Result<(), TimeoutError> {
+    if venue == 0 {
+        send_a().await
+    } else {
+        send_b().await
+    }
+}
+
+#[retry(attempts = 1)]
+async fn send_a() -> Result<(), TimeoutError> {
+    sleep(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+#[retry(attempts = 1)]
+async fn send_b() -> Result<(), TimeoutError> {
+    sleep(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+/// Two requests to one handler at once, each timing out: each report
+/// shows its own calls, never the other request's.
+#[tokio::test(start_paused = true)]
+async fn concurrent_calls_of_one_function_each_report_their_own_calls() {
+    watchdog::track(true);
+    let a = tokio::spawn(handle(0));
+    let b = tokio::spawn(handle(1));
+    let a = format!("{:#}", a.await.unwrap().unwrap_err());
+    let b = format!("{:#}", b.await.unwrap().unwrap_err());
+    assert!(
+        a.contains("watchdog::send_a") && !a.contains("send_b"),
+        "{a}"
+    );
+    assert!(
+        b.contains("watchdog::send_b") && !b.contains("send_a"),
+        "{b}"
+    );
+    // A `timeout()` scope lists the calls made inside it.
+    let error = resilience_runtime::timeout(Duration::from_millis(50), send_a())
+        .await
+        .unwrap_err();
+    let report = format!("{error:#}");
+    assert!(report.ends_with("watchdog::send_a: 50 ms, waiting 0 µs, limit 50 ms (`resilience_runtime::timeout`'s), attempt 1"), "{report}");
 }
 
 #[retry(attempts = 1)]

@@ -159,6 +159,7 @@ fn successful_calls_do_not_allocate_with_or_without_a_recorder() {
         assert_eq!(allocations_in_successful_calls().await, 0, "a recorder");
         // Tracked frames take slots of a table allocated once per 64.
         watchdog::track(true);
+        assert!(watchdog::tracking());
         assert_eq!(allocations_in_successful_calls().await, 0, "frames tracked");
         watchdog::track(false);
     });

@@ -59,8 +59,8 @@ impl<O> Inject<O> for CannotFail {
 }
 
 /// The output type of a body, for autoref dispatch:
-/// `(&&Pick::of(&future)).__resilience_pick()` is [`Fails`] where the output can carry
-/// an injected error and [`CannotFail`] elsewhere.
+/// `(&&Pick::of(&future)).__resilience_pick()` is `Fails` where the output can carry
+/// an injected error and `CannotFail` elsewhere.
 pub struct Pick<O>(PhantomData<fn() -> O>);
 
 impl<O> Pick<O> {
@@ -72,7 +72,7 @@ impl<O> Pick<O> {
 
 /// A `Result` whose error converts from [`InjectedError`].
 pub trait PickFails {
-    /// [`Fails`]. Named so that no user trait in scope shares the name.
+    /// `Fails`. Named so that no user trait in scope shares the name.
     fn __resilience_pick(&self) -> PhantomData<Fails> {
         PhantomData
     }
@@ -82,7 +82,7 @@ impl<T, E: From<InjectedError>> PickFails for &Pick<Result<T, E>> {}
 
 /// Anything else.
 pub trait PickCannotFail {
-    /// [`CannotFail`].
+    /// `CannotFail`.
     fn __resilience_pick(&self) -> PhantomData<CannotFail> {
         PhantomData
     }
@@ -305,5 +305,38 @@ impl Drop for Polling {
     fn drop(&mut self) {
         let end = clock::now();
         self.slot.poll_ends(end, clock::nanos(self.began, end));
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    static FUNCTION: Function = Function::new("call::tests::delayed", "delayed", false, &[]);
+
+    struct Delayed;
+
+    impl Named for Delayed {
+        fn function() -> &'static Function {
+            &FUNCTION
+        }
+    }
+
+    fn pending_delays() -> usize {
+        lock_delays().as_ref().map_or(0, HashMap::len)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_dropped_while_delayed_leaves_no_delay_behind() {
+        chaos::inject_delay("call::tests::delayed", Duration::from_secs(5), 1);
+        {
+            let call = Call::<_, Delayed, CannotFail>::new(async { 7 }, PhantomData);
+            let mut call = std::pin::pin!(call);
+            let waker = std::task::Waker::noop();
+            let poll = call.as_mut().poll(&mut Context::from_waker(waker));
+            assert!(poll.is_pending());
+            assert_eq!(pending_delays(), 1);
+        } // dropped here, delayed
+        assert_eq!(pending_delays(), 0);
     }
 }

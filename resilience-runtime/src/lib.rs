@@ -68,6 +68,13 @@ pub mod watchdog;
 /// Without `on_timeout` the return type must implement [`deadline::FromTimeout`]:
 /// any `Result<T, E>` with `E: From<TimeoutError>`. The full reference is in
 /// `docs/guide.md`.
+///
+/// Faults can be injected into it by its path for drills
+/// ([`chaos`](mod@chaos)): a delay or blocking before the body, or an
+/// injected error, returned as `Err(E::from(chaos::InjectedError))` where
+/// the return type is a `Result<T, E>` whose `E: From<InjectedError>` is
+/// named in the signature (another return type logs a WARN and runs the
+/// body).
 #[doc(inline)]
 pub use resilience_macros::timeout_async;
 
@@ -102,6 +109,13 @@ pub use resilience_macros::timeout_async;
 /// `jitter = "full" | "equal" | "none"`, `when = path::to::predicate`; those
 /// are the defaults. See `docs/guide.md`, also for how it composes with
 /// `#[timeout_async]`.
+///
+/// Faults can be injected into it by its path for drills
+/// ([`chaos`](mod@chaos)): a delay or blocking before the body, or an
+/// injected error, returned as `Err(E::from(chaos::InjectedError))` where
+/// the return type is a `Result<T, E>` whose `E: From<InjectedError>` is
+/// named in the signature (another return type logs a WARN and runs the
+/// body).
 #[doc(inline)]
 pub use resilience_macros::retry;
 
@@ -142,6 +156,13 @@ pub use resilience_macros::retry;
 /// `window = 20`, `min_calls = 10`, `open_for = "30s"`, `half_open_probes = 1`,
 /// `slow_call = "2s"` (off when not given), `name = "…"` (shared breaker). See
 /// [`breaker`] and `docs/guide.md`.
+///
+/// Faults can be injected into it by its path for drills
+/// ([`chaos`](mod@chaos)): a delay or blocking before the body, or an
+/// injected error, returned as `Err(E::from(chaos::InjectedError))` where
+/// the return type is a `Result<T, E>` whose `E: From<InjectedError>` is
+/// named in the signature (another return type logs a WARN and runs the
+/// body).
 #[doc(inline)]
 pub use resilience_macros::circuit_breaker;
 
@@ -167,6 +188,13 @@ pub use resilience_macros::circuit_breaker;
 /// not given), `name = "…"` (the name it is recorded under, instead of its
 /// path), `policy = "…"`. A policy file sets `slow` and `enabled` in a
 /// `monitor` table.
+///
+/// Faults can be injected into it (on an `async fn`) by its path for drills
+/// ([`chaos`](mod@chaos)): a delay or blocking before the body, or an
+/// injected error, returned as `Err(E::from(chaos::InjectedError))` where
+/// the return type is a `Result<T, E>` whose `E: From<InjectedError>` is
+/// named in the signature (another return type logs a WARN and runs the
+/// body).
 #[doc(inline)]
 pub use resilience_macros::monitor;
 

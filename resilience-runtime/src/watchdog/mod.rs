@@ -35,7 +35,7 @@
 //! assert!(names[0].ends_with("::place_order") && names[1].ends_with("::fetch_price"));
 //! assert!(watchdog::in_flight().is_empty());
 //! # }
-//! //! ```
+//! ```
 
 pub(crate) mod escalation;
 pub(crate) mod frames;
