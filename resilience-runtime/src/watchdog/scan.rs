@@ -296,3 +296,43 @@ fn report(frame: &super::Frame, kind: Kind) {
     #[cfg(not(feature = "metrics"))]
     let _ = kind.label();
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_interval_or_a_threshold_below_it_is_rejected_with_the_fix() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        let zero = Config {
+            interval: Duration::ZERO,
+            ..Config::default()
+        };
+        assert_eq!(zero.validate(), Err(ConfigError::ZeroInterval));
+        let below = Config {
+            blocking_after: Duration::from_millis(10),
+            ..Config::default()
+        };
+        let error = try_start(below).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "watchdog `blocking_after` (10ms) is below its `interval` (50ms); a check every 50ms \
+             cannot see it: raise `blocking_after` or lower `interval`"
+        );
+        let stall = Config {
+            stall_after: Duration::from_millis(20),
+            ..Config::default()
+        };
+        assert!(matches!(
+            stall.validate(),
+            Err(ConfigError::BelowInterval {
+                name: "stall_after",
+                ..
+            })
+        ));
+        assert!(
+            !super::super::tracking(),
+            "a rejected watchdog tracks nothing"
+        );
+    }
+}
