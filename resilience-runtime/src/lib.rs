@@ -42,10 +42,12 @@ pub mod deadline;
 pub mod device;
 mod events;
 pub mod monitor;
+pub mod pipeline;
 pub mod policy;
 mod registry;
 pub mod retry;
 pub mod sites;
+pub mod task;
 #[cfg(feature = "metrics")]
 mod telemetry;
 pub mod watchdog;

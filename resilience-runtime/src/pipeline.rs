@@ -1,0 +1,352 @@
+//! The budgeted pipeline: stages with their own caps inside a total budget,
+//! optional stages that fail soft, a record of every stage, and partial
+//! results when the budget runs out.
+//!
+//! ```
+//! use std::time::Duration;
+//! use resilience_runtime::{pipeline, TimeoutError};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let ms = Duration::from_millis;
+//! let report = pipeline::run("query", ms(250), |p| async move {
+//!     let intent = p.stage("intent", ms(50), async { Ok::<_, TimeoutError>("buy") }).await?;
+//!     let out = p.stage("processing", ms(120), async move { Ok(format!("{intent} ACME")) }).await?;
+//!     let checked = p.optional("validation", ms(40), async {
+//!         tokio::time::sleep(ms(100)).await; // too slow: skipped over
+//!         Ok::<_, TimeoutError>(true)
+//!     }).await;
+//!     assert_eq!(checked, None);
+//!     Ok::<_, TimeoutError>(out)
+//! })
+//! .await;
+//! assert_eq!(report.result().as_ref().unwrap(), "buy ACME");
+//! assert!(report.partial(), "an optional stage did not complete");
+//! assert_eq!(report.stages().len(), 3);
+//! println!("{report}");
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::deadline::{self, TimeoutError};
+
+/// How a stage ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageOutcome {
+    /// It returned `Ok`.
+    Ok,
+    /// Its cap, or the pipeline's budget, ran out first.
+    TimedOut,
+    /// It returned an error.
+    Failed,
+    /// Optional, and too little of the budget was left to start it.
+    Skipped,
+}
+
+/// One stage of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageRecord {
+    name: &'static str,
+    outcome: StageOutcome,
+    elapsed: Duration,
+    limit: Duration,
+    optional: bool,
+}
+
+impl StageRecord {
+    /// The stage's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// How it ended.
+    pub fn outcome(&self) -> StageOutcome {
+        self.outcome
+    }
+
+    /// How long it ran.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// The time it was given: its cap, or what was left of the budget.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// Whether it was optional (fail-soft).
+    pub fn optional(&self) -> bool {
+        self.optional
+    }
+}
+
+/// A run's result and the record of its stages.
+#[derive(Debug)]
+pub struct PipelineReport<T, E> {
+    name: &'static str,
+    result: Result<T, E>,
+    stages: Vec<StageRecord>,
+    elapsed: Duration,
+    budget: Duration,
+    ended_early: bool,
+}
+
+impl<T, E> PipelineReport<T, E> {
+    /// The pipeline's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The body's result; the timeout error when the budget ran out.
+    pub fn result(&self) -> &Result<T, E> {
+        &self.result
+    }
+
+    /// The body's result, owned.
+    pub fn into_result(self) -> Result<T, E> {
+        self.result
+    }
+
+    /// Whether something is missing: the run ended early (an error, the
+    /// budget), or an optional stage did not complete.
+    pub fn partial(&self) -> bool {
+        self.ended_early
+            || self.result.is_err()
+            || self
+                .stages
+                .iter()
+                .any(|s| s.optional && s.outcome != StageOutcome::Ok)
+    }
+
+    /// Whether the run ended within its budget.
+    pub fn within_budget(&self) -> bool {
+        !self.ended_early && self.elapsed <= self.budget
+    }
+
+    /// How long the run took.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// The budget it had.
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    /// Every stage that started (and optional ones skipped), in order; a
+    /// stage the budget cut short is `TimedOut`.
+    pub fn stages(&self) -> &[StageRecord] {
+        &self.stages
+    }
+}
+
+impl<T, E> fmt::Display for PipelineReport<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = match (&self.result, self.partial()) {
+            (Ok(_), false) => "complete",
+            (Ok(_), true) => "partial",
+            (Err(_), _) if self.ended_early => "out of budget",
+            (Err(_), _) => "failed",
+        };
+        writeln!(
+            f,
+            "pipeline `{}`: {status} in {} of {}",
+            self.name,
+            crate::watchdog::Short(self.elapsed),
+            crate::watchdog::Short(self.budget)
+        )?;
+        writeln!(
+            f,
+            "  {:<16} {:<10} {:>10} {:>10}",
+            "stage", "outcome", "elapsed", "limit"
+        )?;
+        for stage in &self.stages {
+            let outcome = match stage.outcome {
+                StageOutcome::Ok => "ok",
+                StageOutcome::TimedOut => "timed out",
+                StageOutcome::Failed => "failed",
+                StageOutcome::Skipped => "skipped",
+            };
+            let name = if stage.optional {
+                format!("{} (opt)", stage.name)
+            } else {
+                stage.name.to_owned()
+            };
+            writeln!(
+                f,
+                "  {name:<16} {outcome:<10} {:>10} {:>10}",
+                crate::watchdog::Short(stage.elapsed).to_string(),
+                crate::watchdog::Short(stage.limit).to_string()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The handle a pipeline's body runs its stages through; cheap to clone.
+#[derive(Clone)]
+pub struct Stages {
+    inner: Arc<Mutex<Inner>>,
+}
+
+struct Inner {
+    records: Vec<StageRecord>,
+    min_useful: Duration,
+}
+
+impl Stages {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets the least time worth starting an optional stage with (default
+    /// 5 ms); with less left, it is skipped.
+    pub fn min_useful(&self, least: Duration) -> &Self {
+        self.lock().min_useful = least;
+        self
+    }
+
+    /// Runs a critical stage with `min(cap, what is left of the budget)`:
+    /// its error is the caller's to propagate (`?`), and running out of
+    /// time gives `E::from(TimeoutError)`.
+    pub async fn stage<U, E, F>(&self, name: &'static str, cap: Duration, future: F) -> Result<U, E>
+    where
+        F: Future<Output = Result<U, E>>,
+        E: From<TimeoutError>,
+    {
+        let limit = self.limit(cap);
+        let mut record = Recording::new(self, name, limit, false);
+        let result = deadline::timeout(limit, future).await;
+        let (outcome, result) = match result {
+            Ok(Ok(value)) => (StageOutcome::Ok, Ok(value)),
+            Ok(Err(error)) => (StageOutcome::Failed, Err(error)),
+            Err(timeout) => (StageOutcome::TimedOut, Err(E::from(timeout))),
+        };
+        record.end(outcome);
+        result
+    }
+
+    /// Runs an optional stage with `min(cap, what is left of the budget)`;
+    /// `None` when it fails, runs out of time, or is skipped for lack of
+    /// time. It never fails the run.
+    pub async fn optional<U, E2, F>(
+        &self,
+        name: &'static str,
+        cap: Duration,
+        future: F,
+    ) -> Option<U>
+    where
+        F: Future<Output = Result<U, E2>>,
+    {
+        let limit = self.limit(cap);
+        if limit < self.lock().min_useful {
+            self.lock().records.push(StageRecord {
+                name,
+                outcome: StageOutcome::Skipped,
+                elapsed: Duration::ZERO,
+                limit,
+                optional: true,
+            });
+            return None;
+        }
+        let mut record = Recording::new(self, name, limit, true);
+        let (outcome, value) = match deadline::timeout(limit, future).await {
+            Ok(Ok(value)) => (StageOutcome::Ok, Some(value)),
+            Ok(Err(_)) => (StageOutcome::Failed, None),
+            Err(_) => (StageOutcome::TimedOut, None),
+        };
+        record.end(outcome);
+        value
+    }
+
+    fn limit(&self, cap: Duration) -> Duration {
+        deadline::remaining().map_or(cap, |left| cap.min(left))
+    }
+}
+
+/// A stage in progress: recorded when it ends, or as timed out when the
+/// pipeline's budget drops it.
+struct Recording<'a> {
+    stages: &'a Stages,
+    name: &'static str,
+    limit: Duration,
+    optional: bool,
+    start: Instant,
+    ended: bool,
+}
+
+impl<'a> Recording<'a> {
+    fn new(stages: &'a Stages, name: &'static str, limit: Duration, optional: bool) -> Self {
+        Self {
+            stages,
+            name,
+            limit,
+            optional,
+            start: Instant::now(),
+            ended: false,
+        }
+    }
+
+    fn end(&mut self, outcome: StageOutcome) {
+        self.ended = true;
+        self.stages.lock().records.push(StageRecord {
+            name: self.name,
+            outcome,
+            elapsed: self.start.elapsed(),
+            limit: self.limit,
+            optional: self.optional,
+        });
+    }
+}
+
+impl Drop for Recording<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.end(StageOutcome::TimedOut);
+        }
+    }
+}
+
+/// Runs `body` with its stages inside a total `budget`, which nests in any
+/// enclosing deadline budget like a timed call. The report holds the
+/// body's result (the timeout error when the budget runs out) and every
+/// stage that started, also when the run was cut short.
+pub async fn run<T, E, F, Fut>(
+    name: &'static str,
+    budget: Duration,
+    body: F,
+) -> PipelineReport<T, E>
+where
+    F: FnOnce(Stages) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: From<TimeoutError>,
+{
+    let stages = Stages {
+        inner: Arc::new(Mutex::new(Inner {
+            records: Vec::new(),
+            min_useful: Duration::from_millis(5),
+        })),
+    };
+    let start = Instant::now();
+    let outcome = deadline::timeout(budget, body(stages.clone())).await;
+    let elapsed = start.elapsed();
+    let (result, ended_early) = match outcome {
+        Ok(result) => (result, false),
+        Err(timeout) => (Err(E::from(timeout)), true),
+    };
+    let stages = std::mem::take(&mut stages.lock().records);
+    PipelineReport {
+        name,
+        result,
+        stages,
+        elapsed,
+        budget,
+        ended_early,
+    }
+}

@@ -1,0 +1,13 @@
+//! Structured concurrency: child tasks that end with their group, and
+//! futures gathered under a limit.
+//!
+//! tokio gives the pieces (`JoinSet`, tokio-util's `CancellationToken`);
+//! this module adds the semantics: fail-fast cancellation with every error
+//! kept, a concurrency limit, deadline budgets that follow children into
+//! their tasks, panics resumed where the group is joined.
+
+mod gather;
+mod group;
+
+pub use gather::{Gathered, gather_with_timeout};
+pub use group::{GroupError, Supervised, TaskGroup, TaskHandle};
