@@ -337,3 +337,40 @@ async fn bad_drill_keys_are_errors_with_their_line_that_change_nothing() {
     quote().await.unwrap();
     assert!(start.elapsed() < Duration::from_millis(100));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pipelines_stage_caps_come_from_its_entry() {
+    let _turn = TURN.lock().await;
+    let (recorder, _guard) = Recorder::install();
+    policy::load(write(
+        "stages.toml",
+        "[policies.\"priced\".stages]\nintent = \"60ms\"\n",
+    ))
+    .unwrap();
+    assert!(
+        recorder
+            .events()
+            .iter()
+            .all(|e| e.level != tracing::Level::WARN),
+        "{:?}",
+        recorder.events()
+    );
+    let report =
+        resilience_runtime::pipeline::run("priced", Duration::from_millis(250), |p| async move {
+            p.stage("intent", Duration::from_millis(50), async {
+                Ok::<_, TimeoutError>(())
+            })
+            .await?;
+            p.stage("decision", Duration::from_millis(50), async {
+                Ok::<_, TimeoutError>(())
+            })
+            .await
+        })
+        .await;
+    let limits: Vec<_> = report.stages().iter().map(|s| s.limit()).collect();
+    assert_eq!(
+        limits,
+        [Duration::from_millis(60), Duration::from_millis(50)]
+    );
+    policy::clear();
+}

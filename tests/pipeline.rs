@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use resilience_runtime::pipeline::{self, StageOutcome, Stages};
-use resilience_runtime::{TimeoutError, timeout};
+use resilience_runtime::{TimeoutError, monitor, timeout};
 use tokio::time::sleep;
 
 fn ms(n: u64) -> Duration {
@@ -27,23 +27,38 @@ async fn work(took: u64, value: &'static str) -> Result<&'static str, QueryError
 }
 
 /// The five stages of the orchestrator, with its caps, taking `took` each.
-async fn five(p: Stages, took: [u64; 5], validation_fails: bool) -> Result<&'static str, QueryError> {
+async fn five(
+    p: Stages,
+    took: [u64; 5],
+    validation_fails: bool,
+) -> Result<&'static str, QueryError> {
     p.stage("intent", ms(50), work(took[0], "intent")).await?;
     p.stage("decision", ms(100), work(took[1], "node")).await?;
-    let out = p.stage("processing", ms(120), work(took[2], "answer")).await?;
+    let out = p
+        .stage("processing", ms(120), work(took[2], "answer"))
+        .await?;
     let valid = p
         .optional("validation", ms(40), async move {
             sleep(ms(took[3])).await;
-            if validation_fails { Err(QueryError::NoNode) } else { Ok(true) }
+            if validation_fails {
+                Err(QueryError::NoNode)
+            } else {
+                Ok(true)
+            }
         })
         .await;
-    p.optional("reflection", ms(30), work(took[4], "thought")).await;
+    p.optional("reflection", ms(30), work(took[4], "thought"))
+        .await;
     let _ = valid;
     Ok(out)
 }
 
 fn outcomes<T, E>(report: &pipeline::PipelineReport<T, E>) -> Vec<(&'static str, StageOutcome)> {
-    report.stages().iter().map(|s| (s.name(), s.outcome())).collect()
+    report
+        .stages()
+        .iter()
+        .map(|s| (s.name(), s.outcome()))
+        .collect()
 }
 
 #[tokio::test(start_paused = true)]
@@ -56,13 +71,22 @@ async fn a_healthy_run_completes_every_stage_within_its_cap() {
     use StageOutcome::Ok as Done;
     assert_eq!(
         outcomes(&report),
-        [("intent", Done), ("decision", Done), ("processing", Done), ("validation", Done), ("reflection", Done)]
+        [
+            ("intent", Done),
+            ("decision", Done),
+            ("processing", Done),
+            ("validation", Done),
+            ("reflection", Done)
+        ]
     );
     let limits: Vec<_> = report.stages().iter().map(|s| s.limit()).collect();
     // Each stage gets its cap, or what is left of 250 ms when that is less.
     assert_eq!(limits, [ms(50), ms(100), ms(120), ms(40), ms(30)]);
     let table = report.to_string();
-    assert!(table.starts_with("pipeline `query`: complete in 140 ms of 250 ms"), "{table}");
+    assert!(
+        table.starts_with("pipeline `query`: complete in 140 ms of 250 ms"),
+        "{table}"
+    );
     assert!(table.contains("validation (opt)"), "{table}");
 }
 
@@ -73,7 +97,11 @@ async fn a_critical_stage_past_its_cap_ends_the_run_with_what_completed() {
     assert!(report.partial());
     assert_eq!(
         outcomes(&report),
-        [("intent", StageOutcome::Ok), ("decision", StageOutcome::Ok), ("processing", StageOutcome::TimedOut)]
+        [
+            ("intent", StageOutcome::Ok),
+            ("decision", StageOutcome::Ok),
+            ("processing", StageOutcome::TimedOut)
+        ]
     );
     assert_eq!(report.stages()[2].elapsed(), ms(120));
     assert_eq!(report.elapsed(), ms(180));
@@ -117,7 +145,10 @@ async fn when_the_budget_runs_out_the_report_keeps_every_stage_that_ran() {
     assert!(matches!(report.result(), Err(QueryError::Timeout(_))));
     assert_eq!(
         outcomes(&report),
-        [("intent", StageOutcome::Ok), ("processing", StageOutcome::TimedOut)]
+        [
+            ("intent", StageOutcome::Ok),
+            ("processing", StageOutcome::TimedOut)
+        ]
     );
     assert_eq!(report.stages()[1].limit(), ms(70));
     assert_eq!(report.elapsed(), ms(100));
@@ -137,9 +168,12 @@ async fn when_the_budget_runs_out_the_report_keeps_every_stage_that_ran() {
 
 #[tokio::test(start_paused = true)]
 async fn a_run_nests_in_an_enclosing_budget() {
-    let report = timeout(ms(60), pipeline::run("query", ms(250), |p| five(p, [20, 40, 60, 10, 10], false)))
-        .await
-        .unwrap();
+    let report = timeout(
+        ms(60),
+        pipeline::run("query", ms(250), |p| five(p, [20, 40, 60, 10, 10], false)),
+    )
+    .await
+    .unwrap();
     assert!(matches!(report.result(), Err(QueryError::Timeout(_))));
     let limits: Vec<_> = report.stages().iter().map(|s| s.limit()).collect();
     // `decision` ends at 60 ms, as the enclosing budget does: `processing`
@@ -147,4 +181,21 @@ async fn a_run_nests_in_an_enclosing_budget() {
     assert_eq!(limits, [ms(50), ms(40), ms(0)]);
     assert_eq!(report.stages()[2].outcome(), StageOutcome::TimedOut);
     assert_eq!(report.elapsed(), ms(60));
+}
+
+#[tokio::test(start_paused = true)]
+async fn stages_are_recorded_in_the_latency_monitor_as_pipeline_slash_stage() {
+    pipeline::run("monitored", ms(250), |p| {
+        five(p, [20, 40, 60, 10, 10], true)
+    })
+    .await;
+    let intent = monitor::latency("monitored/intent").unwrap();
+    assert_eq!((intent.count(), intent.errors()), (1, 0));
+    let validation = monitor::latency("monitored/validation").unwrap();
+    assert_eq!((validation.count(), validation.errors()), (1, 1));
+    assert!(
+        monitor::all()
+            .iter()
+            .any(|(name, _)| *name == "monitored/processing")
+    );
 }

@@ -196,6 +196,7 @@ pub struct Stages {
 }
 
 struct Inner {
+    pipeline: &'static str,
     records: Vec<StageRecord>,
     min_useful: Duration,
 }
@@ -220,7 +221,7 @@ impl Stages {
         F: Future<Output = Result<U, E>>,
         E: From<TimeoutError>,
     {
-        let limit = self.limit(cap);
+        let limit = self.limit(name, cap);
         let mut record = Recording::new(self, name, limit, false);
         let result = deadline::timeout(limit, future).await;
         let (outcome, result) = match result {
@@ -244,7 +245,7 @@ impl Stages {
     where
         F: Future<Output = Result<U, E2>>,
     {
-        let limit = self.limit(cap);
+        let limit = self.limit(name, cap);
         if limit < self.lock().min_useful {
             self.lock().records.push(StageRecord {
                 name,
@@ -265,7 +266,11 @@ impl Stages {
         value
     }
 
-    fn limit(&self, cap: Duration) -> Duration {
+    /// The stage's cap (the policy file's, when it sets one), or what is
+    /// left of the budget when that is less.
+    fn limit(&self, stage: &str, cap: Duration) -> Duration {
+        let pipeline = self.lock().pipeline;
+        let cap = crate::policy::state::stage_cap(pipeline, stage).unwrap_or(cap);
         deadline::remaining().map_or(cap, |left| cap.min(left))
     }
 }
@@ -295,13 +300,22 @@ impl<'a> Recording<'a> {
 
     fn end(&mut self, outcome: StageOutcome) {
         self.ended = true;
-        self.stages.lock().records.push(StageRecord {
+        let elapsed = self.start.elapsed();
+        let mut inner = self.stages.lock();
+        inner.records.push(StageRecord {
             name: self.name,
             outcome,
-            elapsed: self.start.elapsed(),
+            elapsed,
             limit: self.limit,
             optional: self.optional,
         });
+        let function = format!("{}/{}", inner.pipeline, self.name);
+        drop(inner);
+        let failed = outcome != StageOutcome::Ok;
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        crate::monitor::record_named(&function, nanos, failed);
+        #[cfg(feature = "metrics")]
+        crate::telemetry::stage(function, elapsed, failed);
     }
 }
 
@@ -329,6 +343,7 @@ where
 {
     let stages = Stages {
         inner: Arc::new(Mutex::new(Inner {
+            pipeline: name,
             records: Vec::new(),
             min_useful: Duration::from_millis(5),
         })),

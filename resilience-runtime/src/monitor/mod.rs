@@ -42,8 +42,8 @@ pub(crate) mod site;
 mod window;
 
 use std::fmt;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use crate::registry::functions;
@@ -111,20 +111,52 @@ impl Latency {
 /// name.
 pub fn latency(function: &str) -> Option<Latency> {
     let now = epoch(clock::since_origin(clock::now()));
-    functions()
+    let site = functions()
         .find(|f| f.label() == function)
-        .and_then(|f| f.monitor().totals(now))
+        .map(|f| f.monitor())
+        .or_else(|| {
+            lock_named()
+                .iter()
+                .find(|(name, _)| *name == function)
+                .map(|(_, site)| *site)
+        });
+    site.and_then(|site| site.totals(now))
         .and_then(|totals| Latency::of(&totals))
+}
+
+/// Sites recorded by name at run time (a pipeline's stages,
+/// `"<pipeline>/<stage>"`), each made once and kept.
+static NAMED: Mutex<Vec<(&'static str, &'static Site)>> = Mutex::new(Vec::new());
+
+fn lock_named() -> std::sync::MutexGuard<'static, Vec<(&'static str, &'static Site)>> {
+    NAMED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Records a call named `name` (not an annotated function) that took
+/// `nanos` and ended now.
+pub(crate) fn record_named(name: &str, nanos: u64, failed: bool) {
+    let site = {
+        let mut named = lock_named();
+        match named.iter().find(|(known, _)| *known == name) {
+            Some((_, site)) => *site,
+            None => {
+                let site: &'static Site = Box::leak(Box::new(Site::new()));
+                named.push((Box::leak(name.into()), site));
+                site
+            }
+        }
+    };
+    site.record(clock::since_origin(clock::now()), nanos, failed);
 }
 
 /// Every function with calls in the window, and its latency.
 pub fn all() -> Vec<(&'static str, Latency)> {
     let now = epoch(clock::since_origin(clock::now()));
+    let named = lock_named().clone();
     functions()
-        .filter_map(|f| {
-            let totals = f.monitor().totals(now)?;
-            Some((f.label(), Latency::of(&totals)?))
-        })
+        .map(|f| (f.label(), f.monitor()))
+        .chain(named)
+        .filter_map(|(name, site)| Some((name, Latency::of(&site.totals(now)?)?)))
         .collect()
 }
 

@@ -89,7 +89,7 @@ pub enum Kind {
 }
 
 /// What one entry overrides.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Entry {
     #[serde(default)]
@@ -109,11 +109,14 @@ pub(crate) struct Entry {
     pub(crate) monitor: Option<MonitorEntry>,
     #[serde(default)]
     pub(crate) escalate: Option<EscalateEntry>,
+    /// A pipeline's stage caps, by stage name (the key is the pipeline's).
+    #[serde(default)]
+    pub(crate) stages: Option<HashMap<String, Limit>>,
 }
 
 /// Field by field: each field of `self`, or else of `other`.
 macro_rules! or_fields {
-    ($ty:ident { $($field:ident),* } $(, $table:ident)*) => {
+    ($ty:ident { $($field:ident),* } $(, $table:ident)* $(; $owned:ident)*) => {
         impl $ty {
             pub(crate) fn or(self, other: &Self) -> Self {
                 Self {
@@ -122,6 +125,7 @@ macro_rules! or_fields {
                         (Some(mine), Some(theirs)) => Some(mine.or(&theirs)),
                         (mine, theirs) => mine.or(theirs),
                     },)*
+                    $($owned: self.$owned.or_else(|| other.$owned.clone()),)*
                 }
             }
         }
@@ -135,6 +139,7 @@ or_fields!(
     device,
     monitor,
     escalate
+    ; stages
 );
 or_fields!(EscalateEntry { after, within });
 or_fields!(RetryEntry {

@@ -71,8 +71,19 @@ fn merged(snapshot: &Snapshot, keys: &[Option<&'static str>]) -> Option<Entry> {
         .chain(modules)
         .filter_map(|key| snapshot.entries.get(key))
         .fold(None, |merged: Option<Entry>, entry| {
-            Some(merged.map_or(*entry, |merged| merged.or(entry)))
+            Some(merged.map_or_else(|| entry.clone(), |merged| merged.or(entry)))
         })
+}
+
+/// The cap the policy file sets for `stage` of the pipeline `pipeline`.
+#[cold]
+pub(crate) fn stage_cap(pipeline: &str, stage: &str) -> Option<std::time::Duration> {
+    if !loaded() {
+        return None;
+    }
+    let snapshot = SNAPSHOT.load();
+    let entry = snapshot.as_deref()?.entries.get(pipeline)?;
+    entry.stages.as_ref()?.get(stage).map(|cap| cap.0)
 }
 
 /// When failures of `function` escalate: after how many within how long;
