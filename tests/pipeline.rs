@@ -93,7 +93,10 @@ async fn a_healthy_run_completes_every_stage_within_its_cap() {
 #[tokio::test(start_paused = true)]
 async fn a_critical_stage_past_its_cap_ends_the_run_with_what_completed() {
     let report = pipeline::run("query", ms(250), |p| five(p, [20, 40, 500, 10, 10], false)).await;
-    assert!(matches!(report.result(), Err(QueryError::Timeout(_))));
+    match report.result() {
+        Err(QueryError::Timeout(error)) => assert_eq!(error.function(), "query/processing"),
+        other => panic!("{other:?}"),
+    }
     assert!(report.partial());
     assert_eq!(
         outcomes(&report),

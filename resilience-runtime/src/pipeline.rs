@@ -227,7 +227,14 @@ impl Stages {
         let (outcome, result) = match result {
             Ok(Ok(value)) => (StageOutcome::Ok, Ok(value)),
             Ok(Err(error)) => (StageOutcome::Failed, Err(error)),
-            Err(timeout) => (StageOutcome::TimedOut, Err(E::from(timeout))),
+            Err(timeout) => {
+                let pipeline = self.lock().pipeline;
+                let (function, _) = stage_site(pipeline, name);
+                (
+                    StageOutcome::TimedOut,
+                    Err(E::from(timeout.named(function))),
+                )
+            }
         };
         record.end(outcome);
         result
@@ -309,11 +316,14 @@ impl<'a> Recording<'a> {
             limit: self.limit,
             optional: self.optional,
         });
-        let function = format!("{}/{}", inner.pipeline, self.name);
+        let pipeline = inner.pipeline;
         drop(inner);
+        let (function, site) = stage_site(pipeline, self.name);
         let failed = outcome != StageOutcome::Ok;
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        crate::monitor::record_named(&function, nanos, failed);
+        site.record_now(
+            u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+            failed,
+        );
         #[cfg(feature = "metrics")]
         crate::telemetry::stage(function, elapsed, failed);
     }
@@ -325,6 +335,11 @@ impl Drop for Recording<'_> {
             self.end(StageOutcome::TimedOut);
         }
     }
+}
+
+/// The monitor's site of a stage, and its name there: `"<pipeline>/<stage>"`.
+fn stage_site(pipeline: &str, stage: &str) -> (&'static str, &'static crate::monitor::Site) {
+    crate::monitor::named(&format!("{pipeline}/{stage}"))
 }
 
 /// Runs `body` with its stages inside a total `budget`, which nests in any
@@ -353,7 +368,7 @@ where
     let elapsed = start.elapsed();
     let (result, ended_early) = match outcome {
         Ok(result) => (result, false),
-        Err(timeout) => (Err(E::from(timeout)), true),
+        Err(timeout) => (Err(E::from(timeout.named(name))), true),
     };
     let stages = std::mem::take(&mut stages.lock().records);
     PipelineReport {

@@ -175,7 +175,7 @@ pub(crate) fn watchdog_event(function: &'static str, kind: &'static str) {
 
 /// A pipeline stage, `function` = `"<pipeline>/<stage>"`: its duration in
 /// `resilience_call_duration_seconds`.
-pub(crate) fn stage(function: String, elapsed: std::time::Duration, failed: bool) {
+pub(crate) fn stage(function: &'static str, elapsed: std::time::Duration, failed: bool) {
     let outcome = if failed { "failure" } else { "success" };
     metrics::histogram!(DURATION, "function" => function, "outcome" => outcome)
         .record(elapsed.as_secs_f64());

@@ -99,6 +99,7 @@ fn demo() -> Result<(), String> {
     Step::new("quickstart").cargo(Cargo::new(["run", "--quiet", "--example", "quickstart"]))?;
     Step::new("metrics").cargo(Cargo::new(["run", "--quiet", "--example", "metrics"]))?;
     Step::new("watchdog").cargo(Cargo::new(["run", "--quiet", "--example", "watchdog"]))?;
+    Step::new("pipeline").cargo(Cargo::new(["run", "--quiet", "--example", "pipeline"]))?;
     let torch = libtorch::provision()?;
     let example = [
         "run",

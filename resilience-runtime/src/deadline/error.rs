@@ -89,6 +89,15 @@ impl TimeoutError {
         }
     }
 
+    /// The same timeout, reported as `function`'s own (a pipeline's stage).
+    pub(crate) fn named(mut self, function: &'static str) -> Self {
+        if self.owner == self.function {
+            self.owner = function;
+        }
+        self.function = function;
+        self
+    }
+
     pub(crate) fn with_owner(mut self, owner: &'static str) -> Self {
         self.owner = owner;
         self

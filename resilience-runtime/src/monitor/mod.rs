@@ -132,21 +132,26 @@ fn lock_named() -> std::sync::MutexGuard<'static, Vec<(&'static str, &'static Si
     NAMED.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Records a call named `name` (not an annotated function) that took
-/// `nanos` and ended now.
-pub(crate) fn record_named(name: &str, nanos: u64, failed: bool) {
-    let site = {
-        let mut named = lock_named();
-        match named.iter().find(|(known, _)| *known == name) {
-            Some((_, site)) => *site,
-            None => {
-                let site: &'static Site = Box::leak(Box::new(Site::new()));
-                named.push((Box::leak(name.into()), site));
-                site
-            }
+/// The site recorded as `name`, made at its first use, and the name as
+/// kept.
+pub(crate) fn named(name: &str) -> (&'static str, &'static Site) {
+    let mut named = lock_named();
+    match named.iter().find(|(known, _)| *known == name) {
+        Some(found) => *found,
+        None => {
+            let site: &'static Site = Box::leak(Box::new(Site::new()));
+            let name: &'static str = Box::leak(name.into());
+            named.push((name, site));
+            (name, site)
         }
-    };
-    site.record(clock::since_origin(clock::now()), nanos, failed);
+    }
+}
+
+impl Site {
+    /// Records a call that took `nanos` and ended now.
+    pub(crate) fn record_now(&self, nanos: u64, failed: bool) {
+        self.record(clock::since_origin(clock::now()), nanos, failed);
+    }
 }
 
 /// Every function with calls in the window, and its latency.
