@@ -1,5 +1,6 @@
-//! Structured concurrency: child tasks that end with their group, and
-//! futures gathered under a limit.
+//! Structured concurrency: child tasks that end with their group, futures
+//! gathered under a limit, and named long-lived tasks with a graceful
+//! shutdown.
 //!
 //! tokio gives the pieces (`JoinSet`, tokio-util's `CancellationToken`);
 //! this module adds the semantics: fail-fast cancellation with every error
@@ -8,6 +9,10 @@
 
 mod gather;
 mod group;
+mod manager;
 
 pub use gather::{Gathered, gather_with_timeout};
 pub use group::{GroupError, Supervised, TaskGroup, TaskHandle};
+pub use manager::{
+    Ended, ShutdownReport, Spawned, TaskError, TaskInfo, TaskManager, TaskState, cancellation,
+};
