@@ -118,6 +118,17 @@ impl Drop for Entered {
     }
 }
 
+/// The chain of the tracked frame being polled on this thread, if any.
+pub(crate) fn current_chain() -> Option<String> {
+    let link = current();
+    if link == 0 {
+        return None;
+    }
+    let snapshot = Snapshot::take();
+    let i = snapshot.live.iter().position(|frame| frame.link == link)?;
+    Some(snapshot.frame(i).chain)
+}
+
 /// The names of threads that polled a tracked frame, each once: threads
 /// come and go (`spawn_blocking`), names repeat.
 static THREADS: Mutex<Vec<String>> = Mutex::new(Vec::new());
