@@ -221,15 +221,15 @@ impl Stages {
         F: Future<Output = Result<U, E>>,
         E: From<TimeoutError>,
     {
-        let limit = self.limit(name, cap);
-        let mut record = Recording::new(self, name, limit, false);
+        let (limit, now) = self.limit(name, cap);
+        let mut record = Recording::new(self, name, limit, false, now);
         let result = deadline::timeout(limit, future).await;
         let (outcome, result) = match result {
             Ok(Ok(value)) => (StageOutcome::Ok, Ok(value)),
             Ok(Err(error)) => (StageOutcome::Failed, Err(error)),
             Err(timeout) => {
                 let pipeline = self.lock().pipeline;
-                let (function, _) = stage_site(pipeline, name);
+                let function = StageSite::of(pipeline, name).function;
                 (
                     StageOutcome::TimedOut,
                     Err(E::from(timeout.named(function))),
@@ -252,7 +252,7 @@ impl Stages {
     where
         F: Future<Output = Result<U, E2>>,
     {
-        let limit = self.limit(name, cap);
+        let (limit, now) = self.limit(name, cap);
         if limit < self.lock().min_useful {
             self.lock().records.push(StageRecord {
                 name,
@@ -263,7 +263,7 @@ impl Stages {
             });
             return None;
         }
-        let mut record = Recording::new(self, name, limit, true);
+        let mut record = Recording::new(self, name, limit, true, now);
         let (outcome, value) = match deadline::timeout(limit, future).await {
             Ok(Ok(value)) => (StageOutcome::Ok, Some(value)),
             Ok(Err(_)) => (StageOutcome::Failed, None),
@@ -274,11 +274,17 @@ impl Stages {
     }
 
     /// The stage's cap (the policy file's, when it sets one), or what is
-    /// left of the budget when that is less.
-    fn limit(&self, stage: &str, cap: Duration) -> Duration {
-        let pipeline = self.lock().pipeline;
-        let cap = crate::policy::state::stage_cap(pipeline, stage).unwrap_or(cap);
-        deadline::remaining().map_or(cap, |left| cap.min(left))
+    /// left of the budget when that is less; and now.
+    fn limit(&self, stage: &str, cap: Duration) -> (Duration, Instant) {
+        let now = Instant::now();
+        let cap = if crate::policy::state::loaded() {
+            let pipeline = self.lock().pipeline;
+            crate::policy::state::stage_cap(pipeline, stage).unwrap_or(cap)
+        } else {
+            cap
+        };
+        let left = deadline::current().map(|at| at.saturating_duration_since(now));
+        (left.map_or(cap, |left| cap.min(left)), now)
     }
 }
 
@@ -294,13 +300,19 @@ struct Recording<'a> {
 }
 
 impl<'a> Recording<'a> {
-    fn new(stages: &'a Stages, name: &'static str, limit: Duration, optional: bool) -> Self {
+    fn new(
+        stages: &'a Stages,
+        name: &'static str,
+        limit: Duration,
+        optional: bool,
+        start: Instant,
+    ) -> Self {
         Self {
             stages,
             name,
             limit,
             optional,
-            start: Instant::now(),
+            start,
             ended: false,
         }
     }
@@ -318,14 +330,17 @@ impl<'a> Recording<'a> {
         });
         let pipeline = inner.pipeline;
         drop(inner);
-        let (function, site) = stage_site(pipeline, self.name);
+        let site = StageSite::of(pipeline, self.name);
         let failed = outcome != StageOutcome::Ok;
-        site.record_now(
-            u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
-            failed,
-        );
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        site.monitor.record_now(nanos, failed);
         #[cfg(feature = "metrics")]
-        crate::telemetry::stage(function, elapsed, failed);
+        site.durations.update(
+            |recorder| crate::telemetry::durations(recorder, site.function),
+            |[success, failure]| {
+                if failed { failure } else { success }.record(elapsed.as_secs_f64())
+            },
+        );
     }
 }
 
@@ -337,9 +352,40 @@ impl Drop for Recording<'_> {
     }
 }
 
-/// The monitor's site of a stage, and its name there: `"<pipeline>/<stage>"`.
-fn stage_site(pipeline: &str, stage: &str) -> (&'static str, &'static crate::monitor::Site) {
-    crate::monitor::named(&format!("{pipeline}/{stage}"))
+/// One stage of one pipeline, as the monitor and the metrics know it:
+/// `"<pipeline>/<stage>"`. Made at its first run and kept.
+struct StageSite {
+    pipeline: &'static str,
+    stage: &'static str,
+    function: &'static str,
+    monitor: &'static crate::monitor::Site,
+    #[cfg(feature = "metrics")]
+    durations: crate::telemetry::Cached<[metrics::Histogram; 2]>,
+}
+
+static STAGE_SITES: Mutex<Vec<&'static StageSite>> = Mutex::new(Vec::new());
+
+impl StageSite {
+    fn of(pipeline: &'static str, stage: &'static str) -> &'static StageSite {
+        let mut sites = STAGE_SITES.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(site) = sites
+            .iter()
+            .find(|s| s.pipeline == pipeline && s.stage == stage)
+        {
+            return site;
+        }
+        let (function, monitor) = crate::monitor::named(&format!("{pipeline}/{stage}"));
+        let site = Box::leak(Box::new(StageSite {
+            pipeline,
+            stage,
+            function,
+            monitor,
+            #[cfg(feature = "metrics")]
+            durations: crate::telemetry::Cached::new(),
+        }));
+        sites.push(site);
+        site
+    }
 }
 
 /// Runs `body` with its stages inside a total `budget`, which nests in any
@@ -359,7 +405,7 @@ where
     let stages = Stages {
         inner: Arc::new(Mutex::new(Inner {
             pipeline: name,
-            records: Vec::new(),
+            records: Vec::with_capacity(8),
             min_useful: Duration::from_millis(5),
         })),
     };

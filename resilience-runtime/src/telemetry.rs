@@ -173,14 +173,6 @@ pub(crate) fn watchdog_event(function: &'static str, kind: &'static str) {
     metrics::counter!(WATCHDOG_EVENTS, "function" => function, "kind" => kind).increment(1);
 }
 
-/// A pipeline stage, `function` = `"<pipeline>/<stage>"`: its duration in
-/// `resilience_call_duration_seconds`.
-pub(crate) fn stage(function: &'static str, elapsed: std::time::Duration, failed: bool) {
-    let outcome = if failed { "failure" } else { "success" };
-    metrics::histogram!(DURATION, "function" => function, "outcome" => outcome)
-        .record(elapsed.as_secs_f64());
-}
-
 /// `resilience_escalations_total{function, cause}`.
 pub(crate) fn escalation(function: &'static str, cause: &'static str) {
     metrics::counter!(ESCALATIONS, "function" => function, "cause" => cause).increment(1);

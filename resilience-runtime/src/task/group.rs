@@ -3,12 +3,14 @@
 use std::any::Any;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 
 use tokio::sync::Semaphore;
 use tokio::task::{AbortHandle, JoinSet};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 /// A group of child tasks that end together.
 ///
@@ -152,21 +154,26 @@ impl<T: Send + 'static, E: Send + 'static> Core<T, E> {
         let future = crate::deadline::propagate(future);
         let abort = tasks.set.spawn(async move {
             // A panic while the child runs cancels its siblings at once.
-            let _panics = fail_fast.then(|| CancelOnPanic(cancel.clone()));
+            let _panics = fail_fast.then_some(CancelOnPanic(&cancel));
             let run = async {
+                // Boxed: the permit's wait holds no room in a group
+                // without a limit.
                 let _permit = match &limit {
-                    Some(limit) => Some(limit.acquire().await.expect("never closed")),
+                    Some(limit) => Some(Box::pin(limit.acquire()).await.expect("never closed")),
                     None => None,
                 };
                 future.await
             };
             let result = if fail_fast {
-                // The child first: one that ends in the same poll as the
-                // cancellation reaches it has its result kept.
-                tokio::select! {
-                    biased;
-                    result = run => result,
-                    () = cancel.cancelled() => return (index, Ended::Cancelled),
+                match (Cancellable {
+                    future: run,
+                    token: &cancel,
+                    cancelled: None,
+                })
+                .await
+                {
+                    Some(result) => result,
+                    None => return (index, Ended::Cancelled),
                 }
             } else {
                 run.await
@@ -208,10 +215,42 @@ impl<T: Send + 'static, E: Send + 'static> Core<T, E> {
     }
 }
 
-/// Cancels the group when the child's task unwinds.
-struct CancelOnPanic(CancellationToken);
+pin_project_lite::pin_project! {
+    /// A child that stops when its group is cancelled. The child is polled
+    /// first, so one that ends in the same poll as the cancellation reaches
+    /// it has its result kept; the wait for the cancellation is made (and
+    /// boxed) only when the child first waits.
+    struct Cancellable<'a, F> {
+        #[pin]
+        future: F,
+        token: &'a CancellationToken,
+        cancelled: Option<Pin<Box<WaitForCancellationFuture<'a>>>>,
+    }
+}
 
-impl Drop for CancelOnPanic {
+impl<F: Future> Future for Cancellable<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.future.poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        let token = *this.token;
+        let cancelled = this
+            .cancelled
+            .get_or_insert_with(|| Box::pin(token.cancelled()));
+        match cancelled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Cancels the group when the child's task unwinds.
+struct CancelOnPanic<'a>(&'a CancellationToken);
+
+impl Drop for CancelOnPanic<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.0.cancel();
