@@ -155,6 +155,11 @@ async fn when_the_budget_runs_out_the_report_keeps_every_stage_that_ran() {
     );
     assert_eq!(report.stages()[1].limit(), ms(70));
     assert_eq!(report.elapsed(), ms(100));
+    assert!(
+        !report.within_budget(),
+        "the budget ran out inside the stage"
+    );
+    assert!(report.to_string().contains("out of budget"), "{report}");
 
     // Time spent outside any stage: the run itself is cut short.
     let report = pipeline::run("query", ms(100), |p| async move {

@@ -111,8 +111,7 @@ async fn the_first_error_cancels_every_sibling_and_closes_the_group() {
 #[tokio::test(start_paused = true)]
 async fn errors_that_beat_the_cancellation_are_all_kept_in_the_order_they_happened() {
     let group = TaskGroup::<u32, io::Error>::new();
-    // Woken at the same instant: the first to fail cancels the group, the
-    // second has failed in its own poll before it sees that.
+    // The first to fail cancels the group; the others never fail.
     for (delay, what) in [(20, "second"), (10, "first"), (20, "third")] {
         group.spawn(async move {
             sleep(ms(delay)).await;
@@ -128,17 +127,39 @@ async fn errors_that_beat_the_cancellation_are_all_kept_in_the_order_they_happen
     assert_eq!(messages, ["first"]);
     assert_eq!(error.cancelled(), 3);
 
+    // Woken together: the first spawned yields once before failing, so
+    // it fails second, in its next poll, after the cancellation was made:
+    // both are kept, in the order they failed, not the order spawned.
     let group = TaskGroup::<u32, io::Error>::new();
-    for what in ["a", "b", "c"] {
+    group.spawn(async {
+        sleep(ms(10)).await;
+        tokio::task::yield_now().await;
+        Err(failed("second"))
+    });
+    group.spawn(async {
+        sleep(ms(10)).await;
+        Err(failed("first"))
+    });
+    let error = group.join().await.unwrap_err();
+    let messages: Vec<_> = error.errors().iter().map(ToString::to_string).collect();
+    assert_eq!(messages, ["first", "second"]);
+    assert_eq!(error.cancelled(), 0);
+
+    // Children not yet started when the group fails never start, under a
+    // limit too.
+    let started = Arc::new(AtomicUsize::new(0));
+    let group = TaskGroup::<u32, io::Error>::new().limit(1);
+    group.spawn(async { Err(failed("at once")) });
+    for _ in 0..3 {
+        let started = started.clone();
         group.spawn(async move {
-            sleep(ms(10)).await;
-            Err(failed(what))
+            started.fetch_add(1, SeqCst);
+            Ok(1)
         });
     }
     let error = group.join().await.unwrap_err();
-    let messages: Vec<_> = error.errors().iter().map(ToString::to_string).collect();
-    assert_eq!(messages, ["a", "b", "c"]);
-    assert_eq!(error.cancelled(), 0);
+    assert_eq!(error.cancelled(), 3);
+    assert_eq!(started.load(SeqCst), 0);
 }
 
 #[tokio::test(start_paused = true)]

@@ -184,7 +184,7 @@ async fn shutdown_asks_first_aborts_after_the_grace_and_takes_no_new_task() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_cap_queues_tasks_in_spawn_order() {
+async fn a_cap_holds_tasks_back_until_a_place_is_free() {
     let manager = TaskManager::with_cap(1);
     // The sleeps begin when the tasks do.
     manager
@@ -199,4 +199,45 @@ async fn a_cap_queues_tasks_in_spawn_order() {
     let start = Instant::now();
     assert_eq!(manager.wait_for("b", ms(100)).await, Ok(Ended::Completed));
     assert_eq!(start.elapsed(), ms(19), "b ran after a");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_ends_tasks_not_started_and_a_panicking_cleanup_still_reports() {
+    let manager = TaskManager::with_cap(1);
+    let ran = Log::default();
+    let log = ran.clone();
+    // Its handle held: the task has not started.
+    let held = manager
+        .spawn_named("held", async move { log.push("held ran") })
+        .unwrap();
+    manager.spawn_named("busy", cooperative()).unwrap();
+    let log = ran.clone();
+    // Queued behind `busy` under the cap.
+    manager
+        .spawn_named("queued", async move { log.push("queued ran") })
+        .unwrap();
+    sleep(ms(1)).await;
+    let report = manager.shutdown(ms(100)).await;
+    assert_eq!(
+        report.ended(),
+        [
+            ("busy".to_owned(), Ended::Cancelled),
+            ("held".to_owned(), Ended::Cancelled),
+            ("queued".to_owned(), Ended::Cancelled),
+        ]
+    );
+    assert!(ran.entries().is_empty(), "{:?}", ran.entries());
+    drop(held);
+
+    let manager = TaskManager::new();
+    manager
+        .spawn_named("feed", sleep(ms(5)))
+        .unwrap()
+        .cleanup(|| async { panic!("a broken cleanup") });
+    assert_eq!(
+        manager.wait_for("feed", ms(100)).await,
+        Ok(Ended::Completed)
+    );
+    assert!(manager.running().is_empty());
+    manager.spawn_named("feed", sleep(ms(5))).unwrap();
 }

@@ -223,7 +223,7 @@ impl Stages {
     {
         let (limit, now) = self.limit(name, cap);
         let mut record = Recording::new(self, name, limit, false, now);
-        let result = deadline::timeout(limit, future).await;
+        let result = deadline::within(limit, future).await;
         let (outcome, result) = match result {
             Ok(Ok(value)) => (StageOutcome::Ok, Ok(value)),
             Ok(Err(error)) => (StageOutcome::Failed, Err(error)),
@@ -232,7 +232,7 @@ impl Stages {
                 let function = StageSite::of(pipeline, name).function;
                 (
                     StageOutcome::TimedOut,
-                    Err(E::from(timeout.named(function))),
+                    Err(E::from(timeout.named(function, pipeline))),
                 )
             }
         };
@@ -253,7 +253,9 @@ impl Stages {
         F: Future<Output = Result<U, E2>>,
     {
         let (limit, now) = self.limit(name, cap);
-        if limit < self.lock().min_useful {
+        // Skipped for lack of budget, not for a small cap.
+        let left = deadline::current().map(|at| at.saturating_duration_since(now));
+        if left.is_some_and(|left| left < self.lock().min_useful) {
             self.lock().records.push(StageRecord {
                 name,
                 outcome: StageOutcome::Skipped,
@@ -264,7 +266,7 @@ impl Stages {
             return None;
         }
         let mut record = Recording::new(self, name, limit, true, now);
-        let (outcome, value) = match deadline::timeout(limit, future).await {
+        let (outcome, value) = match deadline::within(limit, future).await {
             Ok(Ok(value)) => (StageOutcome::Ok, Some(value)),
             Ok(Err(_)) => (StageOutcome::Failed, None),
             Err(_) => (StageOutcome::TimedOut, None),
@@ -410,11 +412,18 @@ where
         })),
     };
     let start = Instant::now();
-    let outcome = deadline::timeout(budget, body(stages.clone())).await;
+    // The run's deadline, as the timeout below will set it.
+    let deadline = deadline::current().map_or(start + budget, |at| at.min(start + budget));
+    let outcome = deadline::within(budget, body(stages.clone())).await;
     let elapsed = start.elapsed();
     let (result, ended_early) = match outcome {
-        Ok(result) => (result, false),
-        Err(timeout) => (Err(E::from(timeout.named(name))), true),
+        Ok(result) => {
+            // A stage's own timer fires at the budget's instant first: an
+            // error then is the budget running out all the same.
+            let out = result.is_err() && Instant::now() >= deadline;
+            (result, out)
+        }
+        Err(timeout) => (Err(E::from(timeout.named(name, name))), true),
     };
     let stages = std::mem::take(&mut stages.lock().records);
     PipelineReport {

@@ -142,10 +142,19 @@ pub fn propagate<F: IntoFuture>(future: F) -> Budgeted<F::IntoFuture> {
 /// # }
 /// ```
 pub fn timeout<F: IntoFuture>(limit: Duration, future: F) -> Timeout<F::IntoFuture> {
-    // Not registered: it is no annotated function, and has no layers.
-    static FUNCTION: Function = Function::new("resilience_runtime::timeout", "timeout", false, &[]);
     if crate::policy::kind_off(crate::policy::Kind::Timeout) {
-        return Timeout::passthrough(&FUNCTION, future.into_future());
+        return Timeout::passthrough(&TIMEOUT, future.into_future());
     }
-    Timeout::new(&FUNCTION, limit, future.into_future(), false)
+    Timeout::new(&TIMEOUT, limit, future.into_future(), false)
+}
+
+/// The function `timeout()` reports. Not registered: it is no annotated
+/// function, and has no layers.
+static TIMEOUT: Function = Function::new("resilience_runtime::timeout", "timeout", false, &[]);
+
+/// [`timeout()`] for the limits that are part of a program's logic (a
+/// task's wait, a shutdown's grace, a pipeline's budget), which the kill
+/// switch leaves in force.
+pub(crate) fn within<F: IntoFuture>(limit: Duration, future: F) -> Timeout<F::IntoFuture> {
+    Timeout::new(&TIMEOUT, limit, future.into_future(), false)
 }

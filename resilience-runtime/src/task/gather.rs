@@ -63,7 +63,7 @@ where
         if left { Poll::Pending } else { Poll::Ready(()) }
     });
     // Whatever the outcome, what completed is in `done`.
-    let _ = crate::deadline::timeout(limit, all).await;
+    let _ = crate::deadline::within(limit, all).await;
     let pending = running
         .iter()
         .enumerate()

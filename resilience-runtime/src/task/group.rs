@@ -139,10 +139,10 @@ impl<T: Send + 'static, E: Send + 'static> Core<T, E> {
         tasks.spawned += 1;
         if self.cancel.is_cancelled() {
             // Closed: the child never runs, and counts as cancelled.
-            let abort = tasks.set.spawn(async move { (index, Ended::Cancelled) });
+            tasks.set.spawn(async move { (index, Ended::Cancelled) });
             return TaskHandle {
                 index,
-                abort: Some(abort),
+                abort: None,
                 _output: PhantomData,
             };
         }
@@ -162,21 +162,26 @@ impl<T: Send + 'static, E: Send + 'static> Core<T, E> {
                     Some(limit) => Some(Box::pin(limit.acquire()).await.expect("never closed")),
                     None => None,
                 };
-                future.await
+                // A group that failed before this child's turn: it never
+                // starts.
+                if fail_fast && cancel.is_cancelled() {
+                    return None;
+                }
+                Some(future.await)
             };
             let result = if fail_fast {
-                match (Cancellable {
+                Cancellable {
                     future: run,
                     token: &cancel,
                     cancelled: None,
-                })
-                .await
-                {
-                    Some(result) => result,
-                    None => return (index, Ended::Cancelled),
                 }
+                .await
+                .flatten()
             } else {
                 run.await
+            };
+            let Some(result) = result else {
+                return (index, Ended::Cancelled);
             };
             let order = ended.fetch_add(1, Relaxed);
             if fail_fast && result.is_err() {
@@ -273,8 +278,7 @@ impl<T: Send + 'static, E: Send + 'static> TaskGroup<T, E> {
         }
     }
 
-    /// At most `n` children run at once; the others wait their turn, in
-    /// spawn order.
+    /// At most `n` children run at once; the others wait for a place.
     ///
     /// # Panics
     ///

@@ -150,7 +150,8 @@ impl Drop for Spawned {
 ///
 /// Tasks run on the tokio runtime they are spawned from. At most `cap` run
 /// at once when a cap is set ([`with_cap`](Self::with_cap)); the others
-/// queue in spawn order.
+/// wait for a place. Dropping the manager does not stop its tasks:
+/// [`shutdown`](Self::shutdown) does.
 #[derive(Clone)]
 pub struct TaskManager {
     shared: Arc<Shared>,
@@ -248,33 +249,45 @@ impl TaskManager {
         drop(tasks);
         let manager = self.clone();
         tokio::spawn(async move {
-            let cleanup = started.await.ok().flatten();
-            let _permit = match &manager.shared.cap {
-                Some(cap) => Some(cap.clone().acquire_owned().await.expect("never closed")),
-                None => None,
+            // Reported however this task ends, a panicking cleanup included.
+            let mut report = Report {
+                manager: &manager,
+                name: &name,
+                done: &done_tx,
+                ended: Ended::Aborted,
             };
-            manager.set_running(&name);
-            // The future in a task of its own, so that a panic or an abort
-            // still leaves this one to run the cleanup and report.
-            let inner = tokio::spawn(TOKEN.scope(token.clone(), future));
-            let inner_abort = inner.abort_handle();
-            let ended = tokio::select! {
-                joined = inner => match joined {
-                    Ok(()) if token.is_cancelled() => Ended::Cancelled,
-                    Ok(()) => Ended::Completed,
-                    Err(error) if error.is_panic() => Ended::Panicked,
-                    Err(_) => Ended::Aborted,
-                },
-                () = abort.cancelled() => {
-                    inner_abort.abort();
-                    Ended::Aborted
+            // Waiting to start, or for a place under the cap: cancelled or
+            // aborted meanwhile, it never runs.
+            let cleanup = tokio::select! {
+                cleanup = started => cleanup.ok().flatten(),
+                () = token.cancelled() => {
+                    report.ended = Ended::Cancelled;
+                    return;
                 }
+                () = abort.cancelled() => return,
             };
-            if let Some(cleanup) = cleanup {
-                cleanup().await;
+            let cap = manager.shared.cap.clone();
+            let permit = tokio::select! {
+                permit = async move {
+                    match cap {
+                        Some(cap) => Some(cap.acquire_owned().await.expect("never closed")),
+                        None => None,
+                    }
+                } => Some(permit),
+                () = token.cancelled() => None,
+            };
+            report.ended = match permit {
+                Some(_permit) => {
+                    manager.set_running(&name);
+                    run(future, &token, &abort).await
+                }
+                None => Ended::Cancelled,
+            };
+            if let Some(cleanup) = cleanup
+                && tokio::spawn(cleanup()).await.is_err()
+            {
+                tracing::warn!(task = name.as_str(), "a task's cleanup panicked");
             }
-            manager.finish(&name, ended);
-            let _ = done_tx.send(Some(ended));
         });
         Ok(Spawned { start: Some(start) })
     }
@@ -337,7 +350,7 @@ impl TaskManager {
                 (None, None) => return Err(TaskError::Unknown(name.to_owned())),
             }
         };
-        let ended = crate::deadline::timeout(limit, async {
+        let ended = crate::deadline::within(limit, async {
             loop {
                 if let Some(ended) = *done.borrow_and_update() {
                     return Some(ended);
@@ -376,7 +389,7 @@ impl TaskManager {
             }
         };
         let receivers = live.iter().map(|(_, _, done)| done.clone()).collect();
-        if crate::deadline::timeout(grace, wait_all(receivers))
+        if crate::deadline::within(grace, wait_all(receivers))
             .await
             .is_err()
         {
@@ -394,6 +407,44 @@ impl TaskManager {
             .collect();
         ended.sort_by(|a, b| a.0.cmp(&b.0));
         ShutdownReport { ended }
+    }
+}
+
+/// Runs a task's future in a task of its own, so that a panic or an abort
+/// leaves the caller to run the cleanup and report; how it ended.
+async fn run<F>(future: F, token: &CancellationToken, abort: &CancellationToken) -> Ended
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let mut inner = tokio::spawn(TOKEN.scope(token.clone(), future));
+    let joined = tokio::select! {
+        joined = &mut inner => joined,
+        () = abort.cancelled() => {
+            inner.abort();
+            // Dropped before the cleanup runs.
+            inner.await
+        }
+    };
+    match joined {
+        Ok(()) if token.is_cancelled() => Ended::Cancelled,
+        Ok(()) => Ended::Completed,
+        Err(error) if error.is_panic() => Ended::Panicked,
+        Err(_) => Ended::Aborted,
+    }
+}
+
+/// Publishes how a task ended when dropped.
+struct Report<'a> {
+    manager: &'a TaskManager,
+    name: &'a str,
+    done: &'a watch::Sender<Option<Ended>>,
+    ended: Ended,
+}
+
+impl Drop for Report<'_> {
+    fn drop(&mut self) {
+        self.manager.finish(self.name, self.ended);
+        let _ = self.done.send(Some(self.ended));
     }
 }
 

@@ -17,7 +17,7 @@ use crate::deadline::{self, TimeoutError};
 /// Waits for `future` no longer than the deadline budget in force, if any.
 async fn within_budget<F: Future>(future: F) -> Result<F::Output, TimeoutError> {
     match deadline::remaining() {
-        Some(left) => deadline::timeout(left, future).await,
+        Some(left) => deadline::within(left, future).await,
         None => Ok(future.await),
     }
 }
