@@ -89,6 +89,18 @@ async fn a_chaos_table_injects_only_when_the_file_enables_it_and_the_kill_switch
     assert_eq!(start.elapsed(), Duration::ZERO, "cleared with the file");
 }
 
+/// The escalations of `function` from now on, from a handler.
+fn escalations_of(function: &'static str) -> mpsc::Receiver<Escalation> {
+    let (send, escalations) = mpsc::channel();
+    let send = std::sync::Mutex::new(send);
+    watchdog::on_escalation(move |e| {
+        if e.function() == function {
+            send.lock().unwrap().send(e.clone()).unwrap();
+        }
+    });
+    escalations
+}
+
 #[timeout_async("100ms")]
 async fn hangs() -> Result<(), TimeoutError> {
     sleep(Duration::from_secs(10)).await;
@@ -99,15 +111,9 @@ async fn hangs() -> Result<(), TimeoutError> {
 async fn the_fifth_timeout_within_a_minute_escalates_once_per_window() {
     let _turn = TURN.lock().await;
     let recorder = Recorder::global();
-    let (send, escalations) = mpsc::channel::<Escalation>();
-    let send = std::sync::Mutex::new(send);
     // A handler that panics is logged; the next one still runs.
     watchdog::on_escalation(|_| panic!("a broken pager"));
-    watchdog::on_escalation(move |e| {
-        if e.function() == "drills::hangs" {
-            send.lock().unwrap().send(e.clone()).unwrap();
-        }
-    });
+    let escalations = escalations_of("drills::hangs");
     policy::load(write(
         "escalate.toml",
         "[escalate]\nafter = 50\n[policies.\"drills::hangs\"]\nescalate = { after = 5, within = \"1m\" }\n",
@@ -191,13 +197,7 @@ async fn fragile() -> Result<(), VenueError> {
 #[tokio::test(start_paused = true)]
 async fn a_breaker_that_opens_escalates_under_its_name() {
     let _turn = TURN.lock().await;
-    let (send, escalations) = mpsc::channel::<Escalation>();
-    let send = std::sync::Mutex::new(send);
-    watchdog::on_escalation(move |e| {
-        if e.function() == "drills::fragile" {
-            send.lock().unwrap().send(e.clone()).unwrap();
-        }
-    });
+    let escalations = escalations_of("drills::fragile");
     policy::load(write(
         "breaker.toml",
         "[policies.\"drills::fragile\"]\nescalate = { after = 1 }\n",
