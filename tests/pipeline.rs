@@ -207,3 +207,28 @@ async fn stages_are_recorded_in_the_latency_monitor_as_pipeline_slash_stage() {
             .any(|(name, _)| *name == "monitored/processing")
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn stages_awaited_together_each_keep_their_own_cap() {
+    let report = pipeline::run("together", ms(250), |p| async move {
+        let (a, b) = tokio::join!(
+            p.optional("slow", ms(10), work(50, "a")),
+            p.optional("quick", ms(30), work(20, "b")),
+        );
+        Ok::<_, QueryError>((a, b))
+    })
+    .await;
+    assert_eq!(report.result(), &Ok((None, Some("b"))));
+    let seen: Vec<_> = report
+        .stages()
+        .iter()
+        .map(|s| (s.name(), s.outcome(), s.elapsed()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("slow", StageOutcome::TimedOut, ms(10)),
+            ("quick", StageOutcome::Ok, ms(20))
+        ]
+    );
+}

@@ -29,7 +29,9 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -199,6 +201,13 @@ struct Inner {
     pipeline: &'static str,
     records: Vec<StageRecord>,
     min_useful: Duration,
+    /// The deadlines of the stages waiting now, by stage: the run's one
+    /// timer is set to the earliest of them and its budget.
+    deadlines: Vec<(usize, Instant)>,
+    /// The latest deadline the run's timer has reached: a waiting stage
+    /// whose deadline is not after it has run out, known without a clock
+    /// read.
+    reached: Option<Instant>,
 }
 
 impl Stages {
@@ -223,17 +232,20 @@ impl Stages {
     {
         let (limit, now) = self.limit(name, cap);
         let mut record = Recording::new(self, name, limit, false, now);
-        let result = deadline::within(limit, future).await;
+        let result = self.capped(now + limit, future).await;
         let (outcome, result) = match result {
-            Ok(Ok(value)) => (StageOutcome::Ok, Ok(value)),
-            Ok(Err(error)) => (StageOutcome::Failed, Err(error)),
-            Err(timeout) => {
+            Some(Ok(value)) => (StageOutcome::Ok, Ok(value)),
+            Some(Err(error)) => (StageOutcome::Failed, Err(error)),
+            None => {
                 let pipeline = self.lock().pipeline;
                 let function = StageSite::of(pipeline, name).function;
-                (
-                    StageOutcome::TimedOut,
-                    Err(E::from(timeout.named(function, pipeline))),
-                )
+                let elapsed = now.elapsed();
+                // Cut short by the budget rather than its own cap.
+                let inherited = limit < cap;
+                let owner = if inherited { pipeline } else { function };
+                let error =
+                    TimeoutError::new(function, limit, elapsed, inherited).with_owner(owner);
+                (StageOutcome::TimedOut, Err(E::from(error)))
             }
         };
         record.end(outcome);
@@ -266,13 +278,23 @@ impl Stages {
             return None;
         }
         let mut record = Recording::new(self, name, limit, true, now);
-        let (outcome, value) = match deadline::within(limit, future).await {
-            Ok(Ok(value)) => (StageOutcome::Ok, Some(value)),
-            Ok(Err(_)) => (StageOutcome::Failed, None),
-            Err(_) => (StageOutcome::TimedOut, None),
+        let (outcome, value) = match self.capped(now + limit, future).await {
+            Some(Ok(value)) => (StageOutcome::Ok, Some(value)),
+            Some(Err(_)) => (StageOutcome::Failed, None),
+            None => (StageOutcome::TimedOut, None),
         };
         record.end(outcome);
         value
+    }
+
+    /// `future` until `deadline`: `None` when that passes first.
+    fn capped<F: Future>(&self, deadline: Instant, future: F) -> Capped<'_, F> {
+        Capped {
+            future,
+            stages: self,
+            deadline,
+            waiting: false,
+        }
     }
 
     /// The stage's cap (the policy file's, when it sets one), or what is
@@ -409,21 +431,38 @@ where
             pipeline: name,
             records: Vec::with_capacity(8),
             min_useful: Duration::from_millis(5),
+            deadlines: Vec::new(),
+            reached: None,
         })),
     };
     let start = Instant::now();
-    // The run's deadline, as the timeout below will set it.
-    let deadline = deadline::current().map_or(start + budget, |at| at.min(start + budget));
-    let outcome = deadline::within(budget, body(stages.clone())).await;
+    // The run's deadline: its budget, or an enclosing one that ends first.
+    let own = start + budget;
+    let enclosing = deadline::scope().filter(|scope| scope.deadline < own);
+    let deadline = enclosing.map_or(own, |scope| scope.deadline);
+    let outcome = Run {
+        body: Some(body(stages.clone())),
+        sleep: tokio::time::sleep_until(deadline),
+        deadline,
+        enclosing,
+        stages: &stages,
+    }
+    .await;
     let elapsed = start.elapsed();
     let (result, ended_early) = match outcome {
-        Ok(result) => {
-            // A stage's own timer fires at the budget's instant first: an
+        Some(result) => {
+            // A stage cut at the budget's instant ends the body first: an
             // error then is the budget running out all the same.
             let out = result.is_err() && Instant::now() >= deadline;
             (result, out)
         }
-        Err(timeout) => (Err(E::from(timeout.named(name, name))), true),
+        None => {
+            let limit = deadline.saturating_duration_since(start);
+            let inherited = enclosing.is_some();
+            let owner = enclosing.map_or(name, |scope| scope.owner.path());
+            let error = TimeoutError::new(name, limit, elapsed, inherited).with_owner(owner);
+            (Err(E::from(error)), true)
+        }
     };
     let stages = std::mem::take(&mut stages.lock().records);
     PipelineReport {
@@ -433,5 +472,120 @@ where
         elapsed,
         budget,
         ended_early,
+    }
+}
+
+/// The function a pipeline's deadlines name as their owner in the budget
+/// scope (nested timed calls see it); errors name the pipeline.
+static PIPELINE: crate::registry::Function =
+    crate::registry::Function::new("resilience_runtime::pipeline", "pipeline", false, &[]);
+
+pin_project_lite::pin_project! {
+    /// A whole run: the body under the budget, and the run's one timer, set
+    /// to the budget's deadline or to the earliest stage deadline before it.
+    /// Resolves to `None` when the budget runs out.
+    struct Run<'a, Fut> {
+        #[pin]
+        body: Option<Fut>,
+        #[pin]
+        sleep: tokio::time::Sleep,
+        deadline: Instant,
+        enclosing: Option<deadline::Scope>,
+        stages: &'a Stages,
+    }
+}
+
+impl<Fut: Future> Future for Run<'_, Fut> {
+    type Output = Option<Fut::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let id = self.as_ref().get_ref() as *const Self as usize;
+        let mut this = self.project();
+        let scope = this.enclosing.unwrap_or(deadline::Scope {
+            deadline: *this.deadline,
+            owner: &PIPELINE,
+            id,
+        });
+        loop {
+            let Some(body) = this.body.as_mut().as_pin_mut() else {
+                panic!("a pipeline run polled after it ended");
+            };
+            if let Poll::Ready(output) = deadline::with_budget(Some(scope), || body.poll(cx)) {
+                this.body.set(None);
+                return Poll::Ready(Some(output));
+            }
+            let stage = this.stages.lock().deadlines.iter().map(|(_, at)| *at).min();
+            let next = stage.map_or(*this.deadline, |at| at.min(*this.deadline));
+            if this.sleep.deadline() != next {
+                this.sleep.as_mut().reset(next);
+            }
+            if this.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if next == *this.deadline {
+                this.body.set(None);
+                return Poll::Ready(None);
+            }
+            // A stage's deadline passed: the body sees it when polled again.
+            this.stages.lock().reached = Some(next);
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A stage's future until its deadline; `None` when that passes first.
+    /// It holds no timer: while it waits, its deadline is among the run's,
+    /// whose timer wakes the task.
+    struct Capped<'a, F> {
+        #[pin]
+        future: F,
+        stages: &'a Stages,
+        deadline: Instant,
+        waiting: bool,
+    }
+
+    impl<F> PinnedDrop for Capped<'_, F> {
+        fn drop(this: Pin<&mut Self>) {
+            if this.waiting {
+                let key = this.as_ref().get_ref() as *const Capped<'_, F> as usize;
+                this.stages.lock().deadlines.retain(|(stage, _)| *stage != key);
+            }
+        }
+    }
+}
+
+impl<F: Future> Future for Capped<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let key = self.as_ref().get_ref() as *const Self as usize;
+        let this = self.project();
+        let scope = deadline::Scope {
+            deadline: *this.deadline,
+            owner: &PIPELINE,
+            id: key,
+        };
+        let polled = deadline::with_budget(Some(scope), || this.future.poll(cx));
+        let done = match polled {
+            Poll::Ready(output) => Some(output),
+            // The run's timer reached this deadline (a stage that starts
+            // with none left is reached at once: its timer is in the past).
+            Poll::Pending if this.stages.lock().reached >= Some(*this.deadline) => None,
+            Poll::Pending => {
+                if !*this.waiting {
+                    *this.waiting = true;
+                    this.stages.lock().deadlines.push((key, *this.deadline));
+                }
+                return Poll::Pending;
+            }
+        };
+        if *this.waiting {
+            *this.waiting = false;
+            this.stages
+                .lock()
+                .deadlines
+                .retain(|(stage, _)| *stage != key);
+        }
+        Poll::Ready(done)
     }
 }

@@ -89,19 +89,6 @@ impl TimeoutError {
         }
     }
 
-    /// The same timeout, reported as `function`'s (a pipeline's stage),
-    /// within `enclosing` (its pipeline) when the deadline was inherited
-    /// from `timeout()`'s scope there.
-    pub(crate) fn named(mut self, function: &'static str, enclosing: &'static str) -> Self {
-        if !self.inherited {
-            self.owner = function;
-        } else if self.owner == self.function {
-            self.owner = enclosing;
-        }
-        self.function = function;
-        self
-    }
-
     pub(crate) fn with_owner(mut self, owner: &'static str) -> Self {
         self.owner = owner;
         self

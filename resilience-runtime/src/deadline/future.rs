@@ -72,7 +72,7 @@ pub(super) fn current() -> Option<Instant> {
 /// Polls with `budget` as the current budget, restoring the enclosing one
 /// afterwards, also when the poll unwinds.
 #[inline]
-fn with_budget<R>(budget: Option<Scope>, poll: impl FnOnce() -> R) -> R {
+pub(crate) fn with_budget<R>(budget: Option<Scope>, poll: impl FnOnce() -> R) -> R {
     struct Restore(Option<Scope>);
 
     impl Drop for Restore {

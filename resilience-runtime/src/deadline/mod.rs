@@ -38,7 +38,7 @@ use crate::registry::Function;
 
 pub use error::TimeoutError;
 pub use future::{Budgeted, Timeout};
-pub(crate) use future::{expiring, scope};
+pub(crate) use future::{Scope, expiring, scope, with_budget};
 
 /// How a function's return type reports a timeout.
 ///
