@@ -232,3 +232,36 @@ async fn stages_awaited_together_each_keep_their_own_cap() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stage_held_aside_past_its_deadline_neither_stalls_nor_spins_the_run() {
+    let report = pipeline::run("aside", ms(250), |p| async move {
+        let held = std::pin::pin!(p.optional("held", ms(10), work(100, "x")));
+        let mut held = held;
+        // Polled once, then left waiting while the body goes on.
+        tokio::select! {
+            biased;
+            _ = &mut held => unreachable!("it takes 100 ms"),
+            () = std::future::ready(()) => {}
+        }
+        sleep(ms(50)).await;
+        Ok::<_, QueryError>(held.await)
+    })
+    .await;
+    assert_eq!(report.result(), &Ok(None));
+    assert_eq!(report.elapsed(), ms(50));
+    assert_eq!(report.stages()[0].outcome(), StageOutcome::TimedOut);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_optional_stage_the_budget_cuts_still_lets_the_run_succeed() {
+    let report = pipeline::run("cut", ms(100), |p| async move {
+        // Its cap is more than the budget: the budget's deadline is its own.
+        let checked = p.optional("validation", ms(200), work(500, "x")).await;
+        Ok::<_, QueryError>(checked)
+    })
+    .await;
+    assert_eq!(report.result(), &Ok(None));
+    assert_eq!(report.stages()[0].outcome(), StageOutcome::TimedOut);
+    assert_eq!(report.elapsed(), ms(100));
+}

@@ -37,6 +37,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::deadline::{self, TimeoutError};
+use crate::events::{Warning, may_warn, millis};
 
 /// How a stage ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,7 +204,7 @@ struct Inner {
     min_useful: Duration,
     /// The deadlines of the stages waiting now, by stage: the run's one
     /// timer is set to the earliest of them and its budget.
-    deadlines: Vec<(usize, Instant)>,
+    deadlines: Vec<(usize, Instant, std::task::Waker)>,
     /// The latest deadline the run's timer has reached: a waiting stage
     /// whose deadline is not after it has run out, known without a clock
     /// read.
@@ -230,7 +231,9 @@ impl Stages {
         F: Future<Output = Result<U, E>>,
         E: From<TimeoutError>,
     {
-        let (limit, now) = self.limit(name, cap);
+        let (limit, now, cap) = self.limit(name, cap);
+        // Whose deadline this is when it is not the stage's own cap.
+        let enclosing = deadline::scope().map(|scope| scope.owner);
         let mut record = Recording::new(self, name, limit, false, now);
         let result = self.capped(now + limit, future).await;
         let (outcome, result) = match result {
@@ -242,9 +245,24 @@ impl Stages {
                 let elapsed = now.elapsed();
                 // Cut short by the budget rather than its own cap.
                 let inherited = limit < cap;
-                let owner = if inherited { pipeline } else { function };
+                let owner = match enclosing {
+                    Some(owner) if inherited && !std::ptr::eq(owner, &PIPELINE) => owner.path(),
+                    _ if inherited => pipeline,
+                    _ => function,
+                };
                 let error =
                     TimeoutError::new(function, limit, elapsed, inherited).with_owner(owner);
+                if let Some(suppressed) = may_warn(function, Warning::Timeout) {
+                    tracing::warn!(
+                        function,
+                        limit_ms = millis(limit),
+                        elapsed_ms = millis(elapsed),
+                        inherited,
+                        owner,
+                        suppressed,
+                        "deadline exceeded"
+                    );
+                }
                 (StageOutcome::TimedOut, Err(E::from(error)))
             }
         };
@@ -264,7 +282,7 @@ impl Stages {
     where
         F: Future<Output = Result<U, E2>>,
     {
-        let (limit, now) = self.limit(name, cap);
+        let (limit, now, _) = self.limit(name, cap);
         // Skipped for lack of budget, not for a small cap.
         let left = deadline::current().map(|at| at.saturating_duration_since(now));
         if left.is_some_and(|left| left < self.lock().min_useful) {
@@ -299,7 +317,7 @@ impl Stages {
 
     /// The stage's cap (the policy file's, when it sets one), or what is
     /// left of the budget when that is less; and now.
-    fn limit(&self, stage: &str, cap: Duration) -> (Duration, Instant) {
+    fn limit(&self, stage: &str, cap: Duration) -> (Duration, Instant, Duration) {
         let now = Instant::now();
         let cap = if crate::policy::state::loaded() {
             let pipeline = self.lock().pipeline;
@@ -308,7 +326,7 @@ impl Stages {
             cap
         };
         let left = deadline::current().map(|at| at.saturating_duration_since(now));
-        (left.map_or(cap, |left| cap.min(left)), now)
+        (left.map_or(cap, |left| cap.min(left)), now, cap)
     }
 }
 
@@ -437,17 +455,22 @@ where
     };
     let start = Instant::now();
     // The run's deadline: its budget, or an enclosing one that ends first.
-    let own = start + budget;
+    // Budgets too large for the clock mean "no budget", as in `Timeout`.
+    let own = start
+        .checked_add(budget)
+        .unwrap_or_else(|| start + Duration::from_secs(86400 * 365 * 30));
     let enclosing = deadline::scope().filter(|scope| scope.deadline < own);
     let deadline = enclosing.map_or(own, |scope| scope.deadline);
-    let outcome = Run {
+    let mut run = std::pin::pin!(Run {
         body: Some(body(stages.clone())),
         sleep: tokio::time::sleep_until(deadline),
         deadline,
         enclosing,
         stages: &stages,
-    }
-    .await;
+        chain: None,
+    });
+    let outcome = run.as_mut().await;
+    let chain = run.as_mut().project().chain.take();
     let elapsed = start.elapsed();
     let (result, ended_early) = match outcome {
         Some(result) => {
@@ -460,7 +483,21 @@ where
             let limit = deadline.saturating_duration_since(start);
             let inherited = enclosing.is_some();
             let owner = enclosing.map_or(name, |scope| scope.owner.path());
-            let error = TimeoutError::new(name, limit, elapsed, inherited).with_owner(owner);
+            if let Some(suppressed) = may_warn(name, Warning::Timeout) {
+                tracing::warn!(
+                    function = name,
+                    limit_ms = millis(limit),
+                    elapsed_ms = millis(elapsed),
+                    inherited,
+                    owner,
+                    chain = chain.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    suppressed,
+                    "deadline exceeded"
+                );
+            }
+            let error = TimeoutError::new(name, limit, elapsed, inherited)
+                .with_owner(owner)
+                .with_chain(chain);
             (Err(E::from(error)), true)
         }
     };
@@ -492,6 +529,8 @@ pin_project_lite::pin_project! {
         deadline: Instant,
         enclosing: Option<deadline::Scope>,
         stages: &'a Stages,
+        // What was in flight under the budget when it ran out.
+        chain: Option<crate::watchdog::Chain>,
     }
 }
 
@@ -506,6 +545,7 @@ impl<Fut: Future> Future for Run<'_, Fut> {
             owner: &PIPELINE,
             id,
         });
+        let mut out_of_budget = false;
         loop {
             let Some(body) = this.body.as_mut().as_pin_mut() else {
                 panic!("a pipeline run polled after it ended");
@@ -514,20 +554,45 @@ impl<Fut: Future> Future for Run<'_, Fut> {
                 this.body.set(None);
                 return Poll::Ready(Some(output));
             }
-            let stage = this.stages.lock().deadlines.iter().map(|(_, at)| *at).min();
-            let next = stage.map_or(*this.deadline, |at| at.min(*this.deadline));
-            if this.sleep.deadline() != next {
-                this.sleep.as_mut().reset(next);
-            }
-            if this.sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            if next == *this.deadline {
+            if out_of_budget {
+                // Its stages saw the budget end and the body still waits.
+                *this.chain = crate::watchdog::chain_inside(scope.id);
                 this.body.set(None);
                 return Poll::Ready(None);
             }
-            // A stage's deadline passed: the body sees it when polled again.
-            this.stages.lock().reached = Some(next);
+            // The next deadline: the budget's, or a waiting stage's not yet
+            // reached (one reached but not polled since, in another task or
+            // held aside, has been woken and is not waited for again).
+            let next = {
+                let inner = this.stages.lock();
+                let reached = inner.reached;
+                inner
+                    .deadlines
+                    .iter()
+                    .map(|(_, at, _)| *at)
+                    .filter(|at| Some(*at) > reached)
+                    .fold(*this.deadline, Instant::min)
+            };
+            if this.sleep.deadline() != next {
+                this.sleep.as_mut().reset(next);
+            }
+            // Unconstrained, so that a body that spends tokio's cooperative
+            // budget cannot hold off its own deadlines.
+            let mut sleep = tokio::task::coop::unconstrained(this.sleep.as_mut());
+            if Pin::new(&mut sleep).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // A deadline passed: the stages it ends see it when polled
+            // again, which is now for those in this task; the budget's own
+            // ends the run unless the body then completes.
+            let mut inner = this.stages.lock();
+            inner.reached = Some(next);
+            for (_, at, waker) in &inner.deadlines {
+                if *at <= next {
+                    waker.wake_by_ref();
+                }
+            }
+            out_of_budget = next >= *this.deadline;
         }
     }
 }
@@ -548,7 +613,7 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             if this.waiting {
                 let key = this.as_ref().get_ref() as *const Capped<'_, F> as usize;
-                this.stages.lock().deadlines.retain(|(stage, _)| *stage != key);
+                this.stages.lock().deadlines.retain(|(stage, _, _)| *stage != key);
             }
         }
     }
@@ -560,10 +625,15 @@ impl<F: Future> Future for Capped<'_, F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let key = self.as_ref().get_ref() as *const Self as usize;
         let this = self.project();
-        let scope = deadline::Scope {
-            deadline: *this.deadline,
-            owner: &PIPELINE,
-            id: key,
+        // A stage whose deadline is the enclosing one's keeps that scope,
+        // so that the calls inside it stay in that deadline's chain.
+        let scope = match deadline::scope() {
+            Some(enclosing) if enclosing.deadline == *this.deadline => enclosing,
+            _ => deadline::Scope {
+                deadline: *this.deadline,
+                owner: &PIPELINE,
+                id: key,
+            },
         };
         let polled = deadline::with_budget(Some(scope), || this.future.poll(cx));
         let done = match polled {
@@ -572,10 +642,18 @@ impl<F: Future> Future for Capped<'_, F> {
             // with none left is reached at once: its timer is in the past).
             Poll::Pending if this.stages.lock().reached >= Some(*this.deadline) => None,
             Poll::Pending => {
-                if !*this.waiting {
-                    *this.waiting = true;
-                    this.stages.lock().deadlines.push((key, *this.deadline));
+                let mut inner = this.stages.lock();
+                match inner
+                    .deadlines
+                    .iter_mut()
+                    .find(|(stage, _, _)| *stage == key)
+                {
+                    Some((_, _, waker)) => waker.clone_from(cx.waker()),
+                    None => inner
+                        .deadlines
+                        .push((key, *this.deadline, cx.waker().clone())),
                 }
+                *this.waiting = true;
                 return Poll::Pending;
             }
         };
@@ -584,7 +662,7 @@ impl<F: Future> Future for Capped<'_, F> {
             this.stages
                 .lock()
                 .deadlines
-                .retain(|(stage, _)| *stage != key);
+                .retain(|(stage, _, _)| *stage != key);
         }
         Poll::Ready(done)
     }

@@ -258,16 +258,28 @@ impl TaskManager {
             };
             // Waiting to start, or for a place under the cap: cancelled or
             // aborted meanwhile, it never runs.
+            let mut started = started;
             let cleanup = tokio::select! {
-                cleanup = started => cleanup.ok().flatten(),
+                biased;
+                cleanup = &mut started => cleanup.ok().flatten(),
                 () = token.cancelled() => {
                     report.ended = Ended::Cancelled;
+                    // Its cleanup still runs, if it was given one.
+                    if let Ok(Some(cleanup)) = started.try_recv() {
+                        run_cleanup(&name, cleanup).await;
+                    }
                     return;
                 }
-                () = abort.cancelled() => return,
+                () = abort.cancelled() => {
+                    if let Ok(Some(cleanup)) = started.try_recv() {
+                        run_cleanup(&name, cleanup).await;
+                    }
+                    return;
+                }
             };
             let cap = manager.shared.cap.clone();
             let permit = tokio::select! {
+                biased;
                 permit = async move {
                     match cap {
                         Some(cap) => Some(cap.acquire_owned().await.expect("never closed")),
@@ -283,10 +295,8 @@ impl TaskManager {
                 }
                 None => Ended::Cancelled,
             };
-            if let Some(cleanup) = cleanup
-                && tokio::spawn(cleanup()).await.is_err()
-            {
-                tracing::warn!(task = name.as_str(), "a task's cleanup panicked");
+            if let Some(cleanup) = cleanup {
+                run_cleanup(&name, cleanup).await;
             }
         });
         Ok(Spawned { start: Some(start) })
@@ -430,6 +440,13 @@ where
         Ok(()) => Ended::Completed,
         Err(error) if error.is_panic() => Ended::Panicked,
         Err(_) => Ended::Aborted,
+    }
+}
+
+/// Runs a task's cleanup in a task of its own: a panic there is logged.
+async fn run_cleanup(name: &str, cleanup: Cleanup) {
+    if tokio::spawn(cleanup()).await.is_err() {
+        tracing::warn!(task = name, "a task's cleanup panicked");
     }
 }
 
