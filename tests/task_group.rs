@@ -24,6 +24,19 @@ impl Drops {
     fn count(&self) -> usize {
         self.0.load(SeqCst)
     }
+
+    /// A child that holds a guard and waits an hour, then returns `value`.
+    fn parked<T: Send + 'static>(
+        &self,
+        value: T,
+    ) -> impl Future<Output = io::Result<T>> + Send + 'static {
+        let guard = self.guard();
+        async move {
+            let _guard = guard;
+            sleep(Duration::from_secs(3600)).await;
+            Ok(value)
+        }
+    }
 }
 
 struct Guard(Arc<AtomicUsize>);
@@ -68,12 +81,7 @@ async fn results_come_in_spawn_order_and_the_limit_holds_children_back() {
 async fn the_first_error_cancels_every_sibling_and_closes_the_group() {
     let drops = Drops::default();
     let group = TaskGroup::<u32, io::Error>::new();
-    let guard = drops.guard();
-    group.spawn(async move {
-        let _guard = guard;
-        sleep(Duration::from_secs(3600)).await;
-        Ok(1)
-    });
+    group.spawn(drops.parked(1));
     group.spawn(async {
         sleep(ms(5)).await;
         Err(failed("venue down"))
@@ -166,12 +174,7 @@ async fn errors_that_beat_the_cancellation_are_all_kept_in_the_order_they_happen
 async fn a_panic_cancels_the_siblings_and_is_resumed_from_join_after_the_drain() {
     let drops = Drops::default();
     let group = TaskGroup::<u32, io::Error>::new();
-    let guard = drops.guard();
-    group.spawn(async move {
-        let _guard = guard;
-        sleep(Duration::from_secs(3600)).await;
-        Ok(1)
-    });
+    group.spawn(drops.parked(1));
     group.spawn(async {
         sleep(ms(10)).await;
         panic!("a bug in a child");
@@ -204,12 +207,7 @@ async fn dropping_a_group_aborts_its_children() {
     let drops = Drops::default();
     let group = TaskGroup::<(), io::Error>::new();
     for _ in 0..3 {
-        let guard = drops.guard();
-        group.spawn(async move {
-            let _guard = guard;
-            sleep(Duration::from_secs(3600)).await;
-            Ok(())
-        });
+        group.spawn(drops.parked(()));
     }
     sleep(ms(1)).await;
     drop(group);
@@ -232,14 +230,10 @@ async fn children_inherit_the_budget_and_die_with_the_timed_call_that_made_them(
     assert_eq!(bare, None);
 
     let drops = Drops::default();
-    let guard = drops.guard();
+    let parked = drops.parked(());
     let cut = timeout(ms(50), async move {
         let group = TaskGroup::<(), io::Error>::new();
-        group.spawn(async move {
-            let _guard = guard;
-            sleep(Duration::from_secs(3600)).await;
-            Ok(())
-        });
+        group.spawn(parked);
         group.join().await
     })
     .await;
