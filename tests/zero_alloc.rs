@@ -164,3 +164,29 @@ fn successful_calls_do_not_allocate_with_or_without_a_recorder() {
         watchdog::track(false);
     });
 }
+
+#[test]
+fn an_uncontended_task_mutex_lock_does_not_allocate() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let book = resilience_runtime::task::Mutex::new(0u64);
+        // Warm-up: long enough for the runtime's one-time set-up (the
+        // first forced yield of the cooperative budget allocates once).
+        for _ in 0..1_000 {
+            *book.lock().await.unwrap() += 1;
+        }
+        let before = allocations();
+        for _ in 0..1_000 {
+            *book.lock().await.unwrap() += 1;
+        }
+        assert_eq!(
+            allocations() - before,
+            0,
+            "the holder is a pointer, not text"
+        );
+        assert!(book.stats().holder.is_none());
+    });
+}

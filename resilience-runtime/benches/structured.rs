@@ -2,13 +2,15 @@
 //! hand-written `tokio::time::timeout`s; a `TaskGroup` of 1,000 children
 //! against a hand-written `JoinSet`.
 
+mod support;
+
 use std::hint::black_box;
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use resilience_runtime::{TimeoutError, pipeline, task::TaskGroup};
-use tokio::runtime::Runtime;
+use support::per_call;
 
 const CAPS: [u64; 5] = [50, 100, 120, 40, 30];
 
@@ -68,21 +70,6 @@ async fn budgeted(x: u64) -> Result<u64, TimeoutError> {
     .into_result()
 }
 
-fn calls<'a, Fut: Future<Output = Result<u64, TimeoutError>> + 'a>(
-    runtime: &'a Runtime,
-    call: fn(u64) -> Fut,
-) -> impl FnMut(u64) -> Duration + 'a {
-    move |iters| {
-        runtime.block_on(async move {
-            let start = Instant::now();
-            for i in 0..iters {
-                black_box(call(i).await.unwrap());
-            }
-            start.elapsed()
-        })
-    }
-}
-
 fn benches(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -90,11 +77,11 @@ fn benches(c: &mut Criterion) {
         .unwrap();
 
     let mut stages = c.benchmark_group("five_stages");
-    stages.bench_function("bare", |b| b.iter_custom(calls(&runtime, bare)));
+    stages.bench_function("bare", |b| b.iter_custom(per_call(&runtime, bare)));
     stages.bench_function("hand_written", |b| {
-        b.iter_custom(calls(&runtime, hand_written))
+        b.iter_custom(per_call(&runtime, hand_written))
     });
-    stages.bench_function("pipeline", |b| b.iter_custom(calls(&runtime, budgeted)));
+    stages.bench_function("pipeline", |b| b.iter_custom(per_call(&runtime, budgeted)));
     stages.finish();
 
     let mut group = c.benchmark_group("thousand_children");

@@ -2,17 +2,17 @@
 
 use std::future::Future;
 use std::hint::black_box;
-use std::io;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Runtime;
 
 /// A criterion `iter_custom` routine: `iters` calls inside one `block_on`, so
 /// that the runtime's own cost is not part of the figures.
-pub(crate) fn per_call<F, Fut>(runtime: &Runtime, call: F) -> impl FnMut(u64) -> Duration
+pub(crate) fn per_call<F, Fut, E>(runtime: &Runtime, call: F) -> impl FnMut(u64) -> Duration
 where
     F: Fn(u64) -> Fut + Copy,
-    Fut: Future<Output = io::Result<u64>>,
+    Fut: Future<Output = Result<u64, E>>,
+    E: std::fmt::Debug,
 {
     move |iters| {
         runtime.block_on(async move {

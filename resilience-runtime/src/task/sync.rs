@@ -84,7 +84,7 @@ pub struct WaitStats {
 /// ```
 pub struct Mutex<T> {
     inner: tokio::sync::Mutex<T>,
-    holder: std::sync::Mutex<Option<String>>,
+    holder: std::sync::Mutex<Option<Holder>>,
     waits: Waits,
 }
 
@@ -119,7 +119,7 @@ impl<T> Mutex<T> {
                 Ok(guard) => {
                     self.waits.record(start.elapsed());
                     *self.holder.lock().unwrap_or_else(PoisonError::into_inner) =
-                        Some(holder(caller));
+                        Some(Holder::of(caller));
                     Ok(MutexGuard { guard, mutex: self })
                 }
                 Err(timeout) => {
@@ -137,16 +137,40 @@ impl<T> Mutex<T> {
                 .holder
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .clone(),
+                .as_ref()
+                .map(Holder::to_string),
             waits: self.waits.stats(),
         }
     }
 }
 
-/// Who takes a lock at `caller`: the chain of the annotated call being
-/// polled, while frames are tracked, else the place in the code.
-fn holder(caller: &'static Location<'static>) -> String {
-    crate::watchdog::current_chain().unwrap_or_else(|| caller.to_string())
+/// Who holds a lock: the chain of the annotated call that took it, while
+/// frames are tracked, else the place in the code. Rendered only when
+/// asked: a lock taken untracked stores a pointer, no text.
+enum Holder {
+    Chain(String),
+    Caller(&'static Location<'static>),
+}
+
+impl Holder {
+    fn of(caller: &'static Location<'static>) -> Self {
+        match crate::watchdog::tracking()
+            .then(crate::watchdog::current_chain)
+            .flatten()
+        {
+            Some(chain) => Holder::Chain(chain),
+            None => Holder::Caller(caller),
+        }
+    }
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Holder::Chain(chain) => f.write_str(chain),
+            Holder::Caller(caller) => caller.fmt(f),
+        }
+    }
 }
 
 /// A held [`Mutex`].
