@@ -67,6 +67,14 @@ impl Recorder {
             .collect()
     }
 
+    /// The WARN events.
+    pub(crate) fn warnings(&self) -> Vec<Recorded> {
+        self.events()
+            .into_iter()
+            .filter(|e| e.level == Level::WARN)
+            .collect()
+    }
+
     pub(crate) fn events(&self) -> Vec<Recorded> {
         self.0.lock().unwrap().clone()
     }
