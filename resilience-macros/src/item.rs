@@ -3,8 +3,8 @@
 use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
 use syn::parse::{ParseStream, Parser};
 use syn::{
-    Attribute, Block, Error, Expr, ExprAsync, ExprCall, GenericArgument, PathArguments, ReturnType,
-    Signature, Stmt, Token, Type, TypeParamBound, Visibility,
+    Attribute, Block, Error, Expr, ExprAsync, ExprCall, GenericArgument, Ident, Pat, PathArguments,
+    ReturnType, Signature, Stmt, Token, Type, TypeParamBound, Visibility,
 };
 
 /// A function item, kept as close to the user's tokens as possible: the body is
@@ -124,6 +124,17 @@ impl FnItem {
     /// `Output` of the boxed future of an `#[async_trait]` method.
     /// Whether the function is a method: it has a receiver, or names `Self`
     /// in its signature, so its body may name `Self`.
+    /// The names the function's arguments bind (not `self`).
+    pub(crate) fn argument_names(&self) -> Vec<syn::Ident> {
+        let mut names = Vec::new();
+        for input in &self.sig.inputs {
+            if let syn::FnArg::Typed(typed) = input {
+                bindings(&typed.pat, &mut names);
+            }
+        }
+        names.into_iter().map(|(name, _)| name).collect()
+    }
+
     pub(crate) fn is_method(&self) -> bool {
         fn names_self(tokens: TokenStream) -> bool {
             tokens.into_iter().any(|token| match token {
@@ -301,5 +312,25 @@ impl InSpan {
         }
         let stmts = &self.stmts;
         quote::quote!(#(#stmts)*)
+    }
+}
+
+/// The names a pattern binds, each with whether it is `mut`.
+pub(crate) fn bindings(pat: &Pat, out: &mut Vec<(Ident, bool)>) {
+    match pat {
+        Pat::Ident(p) => {
+            out.push((p.ident.clone(), p.mutability.is_some()));
+            if let Some((_, sub)) = &p.subpat {
+                bindings(sub, out);
+            }
+        }
+        Pat::Tuple(t) => t.elems.iter().for_each(|p| bindings(p, out)),
+        Pat::TupleStruct(t) => t.elems.iter().for_each(|p| bindings(p, out)),
+        Pat::Struct(s) => s.fields.iter().for_each(|f| bindings(&f.pat, out)),
+        Pat::Slice(s) => s.elems.iter().for_each(|p| bindings(p, out)),
+        Pat::Reference(r) => bindings(&r.pat, out),
+        Pat::Type(t) => bindings(&t.pat, out),
+        Pat::Paren(p) => bindings(&p.pat, out),
+        _ => {}
     }
 }

@@ -32,6 +32,18 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
     composable(args, item, expand::circuit_breaker)
 }
 
+/// Admits at most so many calls a period. See `resilience_runtime::rate_limit`.
+#[proc_macro_attribute]
+pub fn rate_limit(args: TokenStream, item: TokenStream) -> TokenStream {
+    composable(args, item, expand::rate_limit)
+}
+
+/// Lets at most so many calls run at once. See `resilience_runtime::bulkhead`.
+#[proc_macro_attribute]
+pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
+    composable(args, item, expand::bulkhead)
+}
+
 /// Records the latency of a function and reports slow calls. See
 /// `resilience_runtime::monitor`.
 #[proc_macro_attribute]

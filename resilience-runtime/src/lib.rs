@@ -34,8 +34,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admission;
 mod attention;
 pub mod breaker;
+pub mod bulkhead;
 mod call;
 pub mod chaos;
 pub mod deadline;
@@ -44,6 +46,7 @@ mod events;
 pub mod monitor;
 pub mod pipeline;
 pub mod policy;
+pub mod rate_limit;
 mod registry;
 pub mod retry;
 pub mod sites;
@@ -168,6 +171,75 @@ pub use resilience_macros::retry;
 #[doc(inline)]
 pub use resilience_macros::circuit_breaker;
 
+/// Admits at most so many calls a second, a minute or a period: a GCRA
+/// from `governor`, per function, per `name = "…"` or per argument value.
+///
+/// ```
+/// use resilience_runtime::{rate_limit, RateLimitedError};
+///
+/// #[derive(Debug)]
+/// enum ApiError {
+///     Limited(RateLimitedError),
+/// }
+///
+/// impl From<RateLimitedError> for ApiError {
+///     fn from(error: RateLimitedError) -> Self {
+///         ApiError::Limited(error)
+///     }
+/// }
+///
+/// #[rate_limit(per_second = 50, burst = 10, max_wait = "100ms", key = user)]
+/// async fn search(user: &str, query: &str) -> Result<usize, ApiError> {
+///     Ok(user.len() + query.len())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// for _ in 0..10 {
+///     search("alice", "acme").await.unwrap(); // the burst
+/// }
+/// search("bob", "acme").await.unwrap(); // another key, another quota
+/// search("alice", "acme").await.unwrap(); // waits 20 ms for a permit
+/// # }
+/// ```
+///
+/// Arguments: one rate, `per_second = n`, `per_minute = n`, or
+/// `per = "250ms"` with `max = n`; `burst = n` (the rate's count by
+/// default); `max_wait = "…"` (0 by default: no wait); `key = argument`
+/// with `max_keys = n` (10 000 by default); `name = "…"` (a shared
+/// limiter); `policy = "…"`. A call that would wait longer than
+/// `max_wait`, or past its deadline budget, returns
+/// `FromRateLimited::from_rate_limited(RateLimitedError)` at once: any
+/// `Result<T, E>` with `E: From<RateLimitedError>`. See
+/// [`rate_limit`](mod@rate_limit) and `docs/guide.md`.
+#[doc(inline)]
+pub use resilience_macros::rate_limit;
+
+/// Lets at most `max_concurrent` calls run at once; the others wait up to
+/// `max_wait` for a place, never past their deadline budget.
+///
+/// ```
+/// use resilience_runtime::{bulkhead, BulkheadFullError};
+///
+/// #[bulkhead(max_concurrent = 10, max_wait = "50ms")]
+/// async fn render(page: u32) -> Result<u32, BulkheadFullError> {
+///     Ok(page)
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(render(3).await, Ok(3));
+/// # }
+/// ```
+///
+/// Arguments: `max_concurrent = n` (required), `max_wait = "…"` (0 by
+/// default: no wait), `name = "…"` (a shared bulkhead), `policy = "…"`.
+/// A call that finds no place in time returns
+/// `FromBulkheadFull::from_bulkhead_full(BulkheadFullError)`: any
+/// `Result<T, E>` with `E: From<BulkheadFullError>`. See
+/// [`bulkhead`](mod@bulkhead) and `docs/guide.md`.
+#[doc(inline)]
+pub use resilience_macros::bulkhead;
+
 /// Measures a function that needs no other policy: its latency goes to the
 /// [`monitor`](mod@monitor) and the metrics (`kind = "monitor"`), and a call
 /// slower than `slow` is one WARN event (`function`, `elapsed_ms`,
@@ -241,10 +313,14 @@ pub use resilience_macros::safe_mps_op;
 #[doc(inline)]
 pub use breaker::CircuitOpenError;
 #[doc(inline)]
+pub use bulkhead::BulkheadFullError;
+#[doc(inline)]
 pub use deadline::{TimeoutError, timeout};
 #[cfg(feature = "tch")]
 #[doc(inline)]
 pub use device::DeviceError;
+#[doc(inline)]
+pub use rate_limit::RateLimitedError;
 #[doc(inline)]
 pub use sites::sites;
 
@@ -261,6 +337,14 @@ pub mod __private {
         FUNCTIONS, Function, LayerSite, Outcome, PlainOutcome, ResultOutcome, Start,
     };
     pub use linkme;
+    pub mod admit {
+        pub use crate::admission::Admission;
+        pub use crate::bulkhead::FromBulkheadFull;
+        pub use crate::bulkhead::site::{BulkheadSite, Entered, Settings as BulkheadSettings};
+        pub use crate::rate_limit::FromRateLimited;
+        pub use crate::rate_limit::keys::key;
+        pub use crate::rate_limit::site::{Admitted, RateLimitSite, Settings as RateLimitSettings};
+    }
     pub mod breaker {
         pub use crate::breaker::FromCircuitOpen;
         pub use crate::breaker::Settings;

@@ -13,11 +13,13 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use linkme::distributed_slice;
 
 use crate::breaker::site::BreakerSite;
+use crate::bulkhead::site::BulkheadSite;
 use crate::deadline::site::TimeoutSite;
 #[cfg(feature = "tch")]
 use crate::device::site::DeviceSite;
 use crate::monitor::{self, MonitorSite, clock};
 use crate::policy::Kind;
+use crate::rate_limit::site::RateLimitSite;
 use crate::retry::run::RetrySite;
 #[cfg(feature = "metrics")]
 use crate::telemetry;
@@ -53,6 +55,10 @@ pub enum LayerSite {
     Retry(&'static RetrySite),
     /// `#[circuit_breaker]`
     Breaker(&'static BreakerSite),
+    /// `#[rate_limit]`
+    RateLimit(&'static RateLimitSite),
+    /// `#[bulkhead]`
+    Bulkhead(&'static BulkheadSite),
     /// `#[safe_mps_op]`
     #[cfg(feature = "tch")]
     Device(&'static DeviceSite),
@@ -66,6 +72,8 @@ impl LayerSite {
             LayerSite::Timeout(_) => Kind::Timeout,
             LayerSite::Retry(_) => Kind::Retry,
             LayerSite::Breaker(_) => Kind::Breaker,
+            LayerSite::RateLimit(_) => Kind::RateLimit,
+            LayerSite::Bulkhead(_) => Kind::Bulkhead,
             #[cfg(feature = "tch")]
             LayerSite::Device(_) => Kind::Device,
             LayerSite::Monitor(_) => Kind::Monitor,
@@ -80,6 +88,8 @@ impl LayerSite {
             LayerSite::Timeout(site) => site.keys(),
             LayerSite::Retry(site) => site.keys(),
             LayerSite::Breaker(site) => site.keys(),
+            LayerSite::RateLimit(site) => site.keys(),
+            LayerSite::Bulkhead(site) => site.keys(),
             #[cfg(feature = "tch")]
             LayerSite::Device(site) => site.keys(),
             LayerSite::Monitor(site) => site.keys(),
@@ -303,3 +313,39 @@ pub trait PlainOutcome {
 }
 
 impl<T> PlainOutcome for Outcome<'_, T> {}
+
+/// Instances shared across functions by `name = "…"` (bulkheads, rate
+/// limiters): made by the first function that asks, kept for the life of
+/// the program. Looked up once per site, never per call.
+pub(crate) struct Shared<T: 'static>(Mutex<Vec<(&'static str, &'static T)>>);
+
+impl<T> Shared<T> {
+    pub(crate) const fn new() -> Self {
+        Self(Mutex::new(Vec::new()))
+    }
+
+    /// The instance called `name`, made by `make` if there is none yet;
+    /// `true` when this call made it.
+    pub(crate) fn get_or_make(
+        &self,
+        name: &'static str,
+        make: impl FnOnce() -> T,
+    ) -> (&'static T, bool) {
+        let mut shared = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, found)) = shared.iter().find(|(known, _)| *known == name) {
+            return (found, false);
+        }
+        let made: &'static T = Box::leak(Box::new(make()));
+        shared.push((name, made));
+        (made, true)
+    }
+
+    /// The instance called `name`, if one was made.
+    pub(crate) fn get(&self, name: &str) -> Option<&'static T> {
+        let shared = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        shared
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, found)| *found)
+    }
+}

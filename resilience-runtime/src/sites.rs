@@ -74,6 +74,24 @@ pub enum Layer {
         /// Its `policy = "…"` name.
         policy: Option<&'static str>,
     },
+    /// `#[rate_limit]`.
+    RateLimit {
+        /// The limiter's name.
+        name: &'static str,
+        /// Its settings; `None` when switched off.
+        settings: Option<crate::rate_limit::Settings>,
+        /// Its `policy = "…"` name.
+        policy: Option<&'static str>,
+    },
+    /// `#[bulkhead]`.
+    Bulkhead {
+        /// The bulkhead's name.
+        name: &'static str,
+        /// Its settings; `None` when switched off.
+        settings: Option<crate::bulkhead::Settings>,
+        /// Its `policy = "…"` name.
+        policy: Option<&'static str>,
+    },
     /// `#[safe_mps_op]`.
     #[cfg(feature = "tch")]
     Device {
@@ -86,8 +104,8 @@ pub enum Layer {
 }
 
 /// Every function annotated with `#[timeout_async]`, `#[retry]`,
-/// `#[circuit_breaker]`, `#[monitor]` or `#[safe_mps_op]` in the program, with the
-/// settings in force.
+/// `#[circuit_breaker]`, `#[rate_limit]`, `#[bulkhead]`, `#[monitor]` or
+/// `#[safe_mps_op]` in the program, with the settings in force.
 pub fn sites() -> Vec<Site> {
     let mut sites: Vec<Site> = functions()
         .map(|function| Site {
@@ -123,6 +141,16 @@ impl LayerSite {
                     policy: site.policy,
                 }
             }
+            LayerSite::RateLimit(site) => Layer::RateLimit {
+                name: site.limiter_name(),
+                settings: site.settings_in_force(),
+                policy: site.policy,
+            },
+            LayerSite::Bulkhead(site) => Layer::Bulkhead {
+                name: site.bulkhead_name(),
+                settings: site.settings_in_force(),
+                policy: site.policy,
+            },
             #[cfg(feature = "tch")]
             LayerSite::Device(site) => Layer::Device {
                 fallback: site.options_in_force().map(|options| options.fallback),

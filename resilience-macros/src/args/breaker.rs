@@ -6,7 +6,7 @@ use proc_macro2::TokenStream;
 use syn::spanned::Spanned;
 use syn::{Error, Expr, ExprLit, Lit, LitStr};
 
-use super::{Errors, duration, named_only};
+use super::{Errors, count, duration, named_only};
 
 const VALID: &str = "expected one of `failure_rate`, `window`, `min_calls`, `open_for`, `half_open_probes`, `slow_call`, `name`, `policy`";
 
@@ -92,16 +92,4 @@ fn rate(value: &Expr) -> syn::Result<f64> {
         value.span(),
         "expected a failure rate above 0.0 and at most 1.0, such as `failure_rate = 0.5`",
     ))
-}
-
-fn count(value: &Expr, min: u32, max: u32, message: &str) -> syn::Result<u32> {
-    if let Expr::Lit(ExprLit {
-        lit: Lit::Int(int), ..
-    }) = value
-        && let Ok(n) = int.base10_parse::<u32>()
-        && (min..=max).contains(&n)
-    {
-        return Ok(n);
-    }
-    Err(Error::new(value.span(), message))
 }

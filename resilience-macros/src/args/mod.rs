@@ -5,17 +5,21 @@
 //! the rules between arguments.
 
 mod breaker;
+mod bulkhead;
 #[cfg(feature = "tch")]
 mod device;
 mod duration;
 mod monitor;
+mod rate_limit;
 mod retry;
 mod timeout;
 
 pub(crate) use breaker::BreakerArgs;
+pub(crate) use bulkhead::BulkheadArgs;
 #[cfg(feature = "tch")]
 pub(crate) use device::DeviceArgs;
 pub(crate) use monitor::MonitorArgs;
+pub(crate) use rate_limit::RateLimitArgs;
 pub(crate) use retry::RetryArgs;
 pub(crate) use timeout::TimeoutArgs;
 
@@ -79,7 +83,7 @@ fn no_suffix(value: &Expr, name: Option<&Ident>) -> syn::Result<()> {
         Some(name)
             if matches!(
                 name.as_str(),
-                "base" | "max_delay" | "open_for" | "slow_call"
+                "base" | "max_delay" | "open_for" | "slow_call" | "max_wait" | "per" | "floor"
             ) =>
         {
             format!(
@@ -155,6 +159,21 @@ pub(crate) fn choice<T: Copy>(value: &Expr, choices: &[(&str, T)]) -> syn::Resul
         value,
         format!("expected one of {expected}"),
     ))
+}
+
+/// A whole number from `min` to `max`; `message` says what is expected
+/// otherwise.
+pub(crate) fn count(value: &Expr, min: u32, max: u32, message: &str) -> syn::Result<u32> {
+    if let Expr::Lit(syn::ExprLit {
+        lit: syn::Lit::Int(int),
+        ..
+    }) = value
+        && let Ok(n) = int.base10_parse::<u32>()
+        && (min..=max).contains(&n)
+    {
+        return Ok(n);
+    }
+    Err(syn::Error::new_spanned(value, message))
 }
 
 /// A `policy = "…"` name: the key of this function in policy files.

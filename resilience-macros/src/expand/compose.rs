@@ -16,10 +16,12 @@ use syn::{Attribute, Ident, Meta};
 // the entry points.
 #[cfg(feature = "tch")]
 use super::device::Device;
-use super::{breaker, call, declare_function, fake_return_edge, private_ident, timeout};
+use super::{admit, breaker, call, declare_function, fake_return_edge, private_ident, timeout};
 #[cfg(feature = "tch")]
 use crate::args::DeviceArgs;
-use crate::args::{BreakerArgs, Errors, MonitorArgs, RetryArgs, TimeoutArgs};
+use crate::args::{
+    BreakerArgs, BulkheadArgs, Errors, MonitorArgs, RateLimitArgs, RetryArgs, TimeoutArgs,
+};
 use crate::item::{AsyncBody, FnItem, InSpan};
 
 pub(crate) fn timeout_async(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
@@ -35,6 +37,16 @@ pub(crate) fn retry(args: TokenStream, item: TokenStream) -> syn::Result<TokenSt
 pub(crate) fn circuit_breaker(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let own = BreakerArgs::parse(args).map(|args| Attr::Layer(Layer::Breaker(args)));
     expand("circuit_breaker", own, item)
+}
+
+pub(crate) fn rate_limit(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let own = RateLimitArgs::parse(args).map(|args| Attr::Layer(Layer::RateLimit(args)));
+    expand("rate_limit", own, item)
+}
+
+pub(crate) fn bulkhead(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let own = BulkheadArgs::parse(args).map(|args| Attr::Layer(Layer::Bulkhead(args)));
+    expand("bulkhead", own, item)
 }
 
 pub(crate) fn monitor(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
@@ -88,6 +100,8 @@ enum Layer {
     Timeout(TimeoutArgs),
     Retry(RetryArgs),
     Breaker(BreakerArgs),
+    RateLimit(RateLimitArgs),
+    Bulkhead(BulkheadArgs),
     Monitor(MonitorArgs),
 }
 
@@ -98,6 +112,8 @@ impl Layer {
             Layer::Timeout(_) => "timeout_async",
             Layer::Retry(_) => "retry",
             Layer::Breaker(_) => "circuit_breaker",
+            Layer::RateLimit(_) => "rate_limit",
+            Layer::Bulkhead(_) => "bulkhead",
             Layer::Monitor(_) => "monitor",
         }
     }
@@ -110,8 +126,11 @@ impl Layer {
     /// Checks what this layer needs of the function.
     fn check(&self, item: &FnItem) -> syn::Result<()> {
         match self {
-            Layer::Timeout(_) | Layer::Breaker(_) | Layer::Monitor(_) => Ok(()),
+            Layer::Timeout(_) | Layer::Breaker(_) | Layer::Bulkhead(_) | Layer::Monitor(_) => {
+                Ok(())
+            }
             Layer::Retry(_) => super::retry::check(item),
+            Layer::RateLimit(args) => admit::check_key(args, item),
         }
     }
 
@@ -119,6 +138,14 @@ impl Layer {
     fn prepare(&self, item: &mut FnItem) {
         if let Layer::Retry(_) = self {
             super::retry::prepare(item);
+        }
+    }
+
+    /// What this layer reads of the arguments before the body takes them.
+    fn prologue(&self, site: &Ident) -> Option<TokenStream> {
+        match self {
+            Layer::RateLimit(args) => admit::read_key(args, site),
+            _ => None,
         }
     }
 
@@ -136,6 +163,14 @@ impl Layer {
                 quote!(#private::breaker::BreakerSite),
                 breaker::site(args, function),
             ),
+            Layer::RateLimit(args) => (
+                quote!(#private::admit::RateLimitSite),
+                admit::rate_limit_site(args, function),
+            ),
+            Layer::Bulkhead(args) => (
+                quote!(#private::admit::BulkheadSite),
+                admit::bulkhead_site(args, function),
+            ),
             Layer::Monitor(args) => (
                 quote!(#private::MonitorSite),
                 super::monitor::site(args, function),
@@ -150,6 +185,8 @@ impl Layer {
             Layer::Timeout(_) => quote!(Timeout),
             Layer::Retry(_) => quote!(Retry),
             Layer::Breaker(_) => quote!(Breaker),
+            Layer::RateLimit(_) => quote!(RateLimit),
+            Layer::Bulkhead(_) => quote!(Bulkhead),
             Layer::Monitor(_) => quote!(Monitor),
         };
         quote!(::resilience_runtime::__private::LayerSite::#kind(&#site))
@@ -168,6 +205,10 @@ impl Layer {
             Layer::Timeout(args) => timeout::wrap(args, item, inner.into_future(), site),
             Layer::Retry(args) => super::retry::wrap(args, item, inner.into_expr(), site),
             Layer::Breaker(_) => breaker::wrap(item, inner.into_expr(), site, retrier),
+            Layer::RateLimit(args) => {
+                admit::rate_limit(args, item, inner.into_expr(), site, retrier)
+            }
+            Layer::Bulkhead(_) => admit::bulkhead(item, inner.into_expr(), site),
             Layer::Monitor(_) => super::monitor::wrap(inner.into_expr(), site),
         }
     }
@@ -244,7 +285,10 @@ fn expand(attr: &str, own: syn::Result<Attr>, item: TokenStream) -> syn::Result<
     }
     // Timeouts, retries and breakers need an async body; the device and
     // monitor layers take any.
-    let async_attr = if matches!(attr, "timeout_async" | "retry" | "circuit_breaker") {
+    let async_attr = if matches!(
+        attr,
+        "timeout_async" | "retry" | "circuit_breaker" | "rate_limit" | "bulkhead"
+    ) {
         Some(attr)
     } else {
         plan.layers().find(|l| l.needs_async()).map(Layer::name)
@@ -506,7 +550,12 @@ fn layered(
     } else {
         layered
     };
+    let prologue = layers
+        .iter()
+        .zip(sites)
+        .filter_map(|(layer, site)| layer.prologue(site));
     quote! {
+        #(#prologue)*
         #define
         if #private::all_off(&#function) {
             return #direct;
@@ -530,6 +579,12 @@ fn take_below(attrs: &mut [Attribute], mut device: bool, errors: &mut Errors) ->
             }
             Some("circuit_breaker") => {
                 |tokens| BreakerArgs::parse(tokens).map(|args| Attr::Layer(Layer::Breaker(args)))
+            }
+            Some("rate_limit") => |tokens| {
+                RateLimitArgs::parse(tokens).map(|args| Attr::Layer(Layer::RateLimit(args)))
+            },
+            Some("bulkhead") => {
+                |tokens| BulkheadArgs::parse(tokens).map(|args| Attr::Layer(Layer::Bulkhead(args)))
             }
             Some("monitor") => {
                 |tokens| MonitorArgs::parse(tokens).map(|args| Attr::Layer(Layer::Monitor(args)))
@@ -574,6 +629,8 @@ fn ours(attr: &Attribute) -> Option<&'static str> {
         "timeout_async",
         "retry",
         "circuit_breaker",
+        "rate_limit",
+        "bulkhead",
         "monitor",
         "safe_mps_op",
     ]

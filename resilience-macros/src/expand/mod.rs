@@ -2,6 +2,7 @@
 //! and `::core`, and give their own identifiers `Span::mixed_site()` so that user
 //! code can neither see nor shadow them.
 
+mod admit;
 mod breaker;
 mod compose;
 #[cfg(feature = "tch")]
@@ -12,7 +13,9 @@ mod timeout;
 
 #[cfg(feature = "tch")]
 pub(crate) use compose::safe_mps_op;
-pub(crate) use compose::{circuit_breaker, is_composed, monitor, quieted, retry, timeout_async};
+pub(crate) use compose::{
+    bulkhead, circuit_breaker, is_composed, monitor, quieted, rate_limit, retry, timeout_async,
+};
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;

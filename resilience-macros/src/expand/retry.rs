@@ -175,7 +175,7 @@ pub(super) fn fresh_arguments(item: &FnItem) -> Vec<TokenStream> {
             continue;
         }
         let mut bindings = Vec::new();
-        collect_bindings(&typed.pat, &mut bindings);
+        crate::item::bindings(&typed.pat, &mut bindings);
         for (ident, mutable) in bindings {
             let mutability = mutable.then(|| quote!(mut));
             // Spanned at the argument: one that is not `Clone` is reported there.
@@ -186,23 +186,4 @@ pub(super) fn fresh_arguments(item: &FnItem) -> Vec<TokenStream> {
         }
     }
     fresh
-}
-
-fn collect_bindings(pat: &Pat, out: &mut Vec<(Ident, bool)>) {
-    match pat {
-        Pat::Ident(p) => {
-            out.push((p.ident.clone(), p.mutability.is_some()));
-            if let Some((_, sub)) = &p.subpat {
-                collect_bindings(sub, out);
-            }
-        }
-        Pat::Tuple(t) => t.elems.iter().for_each(|p| collect_bindings(p, out)),
-        Pat::TupleStruct(t) => t.elems.iter().for_each(|p| collect_bindings(p, out)),
-        Pat::Struct(s) => s.fields.iter().for_each(|f| collect_bindings(&f.pat, out)),
-        Pat::Slice(s) => s.elems.iter().for_each(|p| collect_bindings(p, out)),
-        Pat::Reference(r) => collect_bindings(&r.pat, out),
-        Pat::Type(t) => collect_bindings(&t.pat, out),
-        Pat::Paren(p) => collect_bindings(&p.pat, out),
-        _ => {}
-    }
 }

@@ -80,6 +80,9 @@ fn tables(entry: &Entry) -> impl Iterator<Item = (Kind, &'static str)> {
             .map(|_| (Kind::Breaker, "circuit_breaker")),
         entry.device.map(|_| (Kind::Device, "device")),
         entry.monitor.map(|_| (Kind::Monitor, "monitor")),
+        entry.rate_limit.map(|_| (Kind::RateLimit, "rate_limit")),
+        entry.bulkhead.map(|_| (Kind::Bulkhead, "bulkhead")),
+        entry.adaptive.map(|_| (Kind::Timeout, "adaptive")),
     ]
     .into_iter()
     .flatten()

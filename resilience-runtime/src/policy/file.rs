@@ -50,7 +50,8 @@ pub(crate) struct PolicyFile {
     /// `false` turns every attribute into a pass-through.
     #[serde(default = "yes")]
     pub(crate) enabled: bool,
-    /// Kinds turned into pass-throughs: `timeout`, `retry`, `breaker`, `device`, `monitor`.
+    /// Kinds turned into pass-throughs: `timeout`, `retry`, `breaker`,
+    /// `device`, `monitor`, `rate_limit`, `bulkhead`.
     #[serde(default)]
     pub(crate) disabled_kinds: Vec<Kind>,
     /// Per function path, `policy = "…"` name, or module path.
@@ -86,6 +87,11 @@ pub enum Kind {
     Device,
     /// `#[monitor]`
     Monitor,
+    /// `#[rate_limit]`
+    #[serde(rename = "rate_limit")]
+    RateLimit,
+    /// `#[bulkhead]`
+    Bulkhead,
 }
 
 /// What one entry overrides.
@@ -107,6 +113,12 @@ pub(crate) struct Entry {
     pub(crate) device: Option<DeviceEntry>,
     #[serde(default)]
     pub(crate) monitor: Option<MonitorEntry>,
+    #[serde(default)]
+    pub(crate) rate_limit: Option<RateLimitEntry>,
+    #[serde(default)]
+    pub(crate) bulkhead: Option<BulkheadEntry>,
+    #[serde(default)]
+    pub(crate) adaptive: Option<AdaptiveEntry>,
     #[serde(default)]
     pub(crate) escalate: Option<EscalateEntry>,
     /// A pipeline's stage caps, by stage name (the key is the pipeline's).
@@ -138,9 +150,34 @@ or_fields!(
     circuit_breaker,
     device,
     monitor,
+    rate_limit,
+    bulkhead,
+    adaptive,
     escalate
     ; stages
 );
+or_fields!(RateLimitEntry {
+    enabled,
+    per_second,
+    per_minute,
+    per,
+    max,
+    burst,
+    max_wait
+});
+or_fields!(BulkheadEntry {
+    enabled,
+    max_concurrent,
+    max_wait
+});
+or_fields!(AdaptiveEntry {
+    enabled,
+    percentile,
+    floor,
+    multiplier,
+    min_calls,
+    learning_rate
+});
 or_fields!(EscalateEntry { after, within });
 or_fields!(RetryEntry {
     enabled,
@@ -209,6 +246,99 @@ pub(crate) struct DeviceEntry {
 pub(crate) struct MonitorEntry {
     pub(crate) enabled: Option<bool>,
     pub(crate) slow: Option<Limit>,
+}
+
+/// `[rate_limit]`: a quota of `per_second`, `per_minute`, or `max` calls
+/// `per` duration, with a `burst`, and how long a call may wait.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawRateLimit")]
+pub(crate) struct RateLimitEntry {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) per_second: Option<Attempts>,
+    pub(crate) per_minute: Option<Attempts>,
+    pub(crate) per: Option<Limit>,
+    pub(crate) max: Option<Attempts>,
+    pub(crate) burst: Option<Attempts>,
+    pub(crate) max_wait: Option<Delay>,
+}
+
+impl RateLimitEntry {
+    /// How often a permit comes back, when the entry sets a rate.
+    pub(crate) fn interval(&self) -> Option<Duration> {
+        match (self.per_second, self.per_minute, self.per, self.max) {
+            (Some(n), ..) => Some(Duration::from_secs(1) / n.0),
+            (_, Some(n), ..) => Some(Duration::from_secs(60) / n.0),
+            (_, _, Some(per), Some(max)) => Some(per.0 / max.0),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    enabled: Option<bool>,
+    per_second: Option<Attempts>,
+    per_minute: Option<Attempts>,
+    per: Option<Limit>,
+    max: Option<Attempts>,
+    burst: Option<Attempts>,
+    max_wait: Option<Delay>,
+}
+
+impl TryFrom<RawRateLimit> for RateLimitEntry {
+    type Error = String;
+
+    fn try_from(raw: RawRateLimit) -> Result<Self, String> {
+        let rates = [
+            raw.per_second.is_some(),
+            raw.per_minute.is_some(),
+            raw.per.is_some(),
+        ];
+        if rates.into_iter().filter(|&given| given).count() > 1 {
+            return Err(
+                "a rate limit takes one rate: `per_second`, `per_minute`, or `per` with `max`"
+                    .into(),
+            );
+        }
+        if raw.per.is_some() != raw.max.is_some() {
+            return Err(
+                "`per` and `max` go together: `per = \"250ms\"`, `max = 5` is 5 calls per 250 ms"
+                    .into(),
+            );
+        }
+        Ok(Self {
+            enabled: raw.enabled,
+            per_second: raw.per_second,
+            per_minute: raw.per_minute,
+            per: raw.per,
+            max: raw.max,
+            burst: raw.burst,
+            max_wait: raw.max_wait,
+        })
+    }
+}
+
+/// `[bulkhead]`: how many calls run at once, and how long a call may wait.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BulkheadEntry {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) max_concurrent: Option<Attempts>,
+    pub(crate) max_wait: Option<Delay>,
+}
+
+/// `[adaptive]`: the bounds of an adaptive timeout; `enabled = false`
+/// holds it at its ceiling.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AdaptiveEntry {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) percentile: Option<Percentile>,
+    pub(crate) floor: Option<Limit>,
+    pub(crate) multiplier: Option<Factor>,
+    pub(crate) min_calls: Option<Attempts>,
+    pub(crate) learning_rate: Option<Rate>,
 }
 
 /// `escalate = { after = 5, within = "1m" }`: the `after`-th failure within
@@ -328,6 +458,13 @@ checked!(Rate(f64), f64, |rate| if rate > 0.0 && rate <= 1.0 {
         "expected a failure rate above 0.0 and at most 1.0, found {rate}"
     ))
 });
+checked!(Percentile(f64), f64, |p| if p > 0.0 && p < 100.0 {
+    Ok(p)
+} else {
+    Err(format!(
+        "expected a percentile above 0 and below 100, such as 95 or 99.9, found {p}"
+    ))
+});
 checked!(
     Factor(f64),
     f64,
@@ -359,6 +496,8 @@ impl fmt::Display for Kind {
             Kind::Breaker => "breaker",
             Kind::Device => "device",
             Kind::Monitor => "monitor",
+            Kind::RateLimit => "rate_limit",
+            Kind::Bulkhead => "bulkhead",
         })
     }
 }

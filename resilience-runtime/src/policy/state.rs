@@ -22,6 +22,8 @@ fn kind_bit(kind: Kind) -> u32 {
         Kind::Breaker => 1 << 5,
         Kind::Device => 1 << 6,
         Kind::Monitor => 1 << 7,
+        Kind::RateLimit => 1 << 8,
+        Kind::Bulkhead => 1 << 9,
     }
 }
 
@@ -151,10 +153,12 @@ fn env_off(value: &str) -> u32 {
             "breaker" => kind_bit(Kind::Breaker),
             "device" => kind_bit(Kind::Device),
             "monitor" => kind_bit(Kind::Monitor),
+            "rate_limit" => kind_bit(Kind::RateLimit),
+            "bulkhead" => kind_bit(Kind::Bulkhead),
             _ => {
                 tracing::warn!(
                     value = word,
-                    "RESILIENCE_DISABLE: unknown kind ignored; valid ones are all, timeout, retry, breaker, device and monitor"
+                    "RESILIENCE_DISABLE: unknown kind ignored; valid ones are all, timeout, retry, breaker, device, monitor, rate_limit and bulkhead"
                 );
                 0
             }
@@ -218,6 +222,8 @@ fn entry_off(flags: u32, kind: Kind, keys: &[Option<&'static str>]) -> bool {
                 Kind::Breaker => entry.circuit_breaker.and_then(|b| b.enabled),
                 Kind::Device => entry.device.and_then(|d| d.enabled),
                 Kind::Monitor => entry.monitor.and_then(|m| m.enabled),
+                Kind::RateLimit => entry.rate_limit.and_then(|r| r.enabled),
+                Kind::Bulkhead => entry.bulkhead.and_then(|b| b.enabled),
             };
             (enabled, ())
         }),

@@ -161,6 +161,8 @@ pub struct Retrier {
     /// Set when the last attempt was rejected by an open circuit breaker:
     /// when it will let a probe through, if it will by itself.
     rejection: Option<Option<Duration>>,
+    /// A rate limiter's `retry_after` for the attempt it rejected.
+    limited: Option<Duration>,
 }
 
 impl Retrier {
@@ -172,6 +174,7 @@ impl Retrier {
             options: site.options(),
             failures: 0,
             rejection: None,
+            limited: None,
         }
     }
 
@@ -188,6 +191,13 @@ impl Retrier {
     #[cold]
     pub fn rejected(&mut self, error: &CircuitOpenError) {
         self.rejection = Some(error.retry_after());
+    }
+
+    /// The attempt is being rejected by a rate limiter: the next one waits
+    /// at least until a permit is free.
+    #[cold]
+    pub fn limited(&mut self, error: &crate::RateLimitedError) {
+        self.limited = Some(error.retry_after());
     }
 
     /// The attempt succeeded: the call ends.
@@ -223,6 +233,7 @@ impl Retrier {
             return Next::Stop;
         }
         let delay = self.options.backoff.delay(attempts, fastrand::f64());
+        let delay = self.limited.take().map_or(delay, |after| delay.max(after));
         if let Some(retry_after) = self.rejection.take()
             && retry_after.is_none_or(|after| after > delay)
         {

@@ -1,0 +1,378 @@
+//! The limiter of one annotated function: its own, or one shared by name,
+//! under the quota the policy in force sets.
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{NotUntil, Quota, RateLimiter};
+
+use super::RateLimitedError;
+use super::keys::{Keys, Sweep};
+use crate::admission::Admission;
+use crate::monitor::clock;
+use crate::policy::{Gate, Kind, at_defaults, gate, kind_off};
+use crate::registry::{Function, Shared};
+#[cfg(feature = "metrics")]
+use crate::telemetry;
+
+static SHARED: Shared<Limiter> = Shared::new();
+
+/// The monitor's clock, for governor: the CPU's counter, or tokio's clock
+/// (paused in tests) with the `test-util` feature; or, for one check on
+/// this thread, the instant of [`AS_OF`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct MonitorClock;
+
+thread_local! {
+    /// When not zero, the instant a check is made as of: a reservation is a
+    /// check as of the instant its permit comes.
+    static AS_OF: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+impl Clock for MonitorClock {
+    type Instant = Nanos;
+
+    #[inline]
+    fn now(&self) -> Nanos {
+        match AS_OF.get() {
+            0 => Nanos::from(clock::since_origin(clock::now())),
+            as_of => Nanos::from(as_of),
+        }
+    }
+}
+
+type Direct = RateLimiter<NotKeyed, InMemoryState, MonitorClock, NoOpMiddleware<Nanos>>;
+type Keyed = RateLimiter<u64, Keys, MonitorClock, NoOpMiddleware<Nanos>>;
+
+/// The settings of a rate limiter: what `#[rate_limit(...)]` was asked
+/// for, as a policy file may override it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Settings {
+    /// One permit comes back every `interval`.
+    pub interval: Duration,
+    /// Permits that can be taken at once.
+    pub burst: u32,
+    /// How long a call waits for a permit.
+    pub max_wait: Duration,
+}
+
+impl Settings {
+    /// What an expansion declares.
+    #[doc(hidden)]
+    pub const fn new(interval: Duration, burst: u32, max_wait: Duration) -> Self {
+        Self {
+            interval,
+            burst,
+            max_wait,
+        }
+    }
+
+    fn quota(&self) -> Quota {
+        let interval = self.interval.max(Duration::from_nanos(1));
+        Quota::with_period(interval)
+            .expect("a period above zero")
+            .allow_burst(NonZeroU32::new(self.burst).unwrap_or(NonZeroU32::MIN))
+    }
+
+    fn same_quota(&self, other: &Self) -> bool {
+        (self.interval, self.burst) == (other.interval, other.burst)
+    }
+}
+
+/// One quota's limiters: for calls without a key, and per key.
+struct Gcra {
+    settings: Settings,
+    direct: Direct,
+    keyed: OnceLock<(Keyed, Arc<Sweep>)>,
+}
+
+impl Gcra {
+    fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            direct: RateLimiter::new(settings.quota(), InMemoryState::default(), MonitorClock),
+            keyed: OnceLock::new(),
+        }
+    }
+
+    #[inline]
+    fn check(&self, key: Option<u64>, max_keys: usize) -> Result<(), NotUntil<Nanos>> {
+        let Some(key) = key else {
+            return self.direct.check();
+        };
+        let (keyed, sweep) = self.keyed.get_or_init(|| {
+            let sweep = Arc::new(Sweep::default());
+            let keys = Keys::new(max_keys, sweep.clone());
+            (
+                RateLimiter::new(self.settings.quota(), keys, MonitorClock),
+                sweep,
+            )
+        });
+        if sweep.due() {
+            keyed.retain_recent();
+        }
+        keyed.check_key(&key)
+    }
+
+    /// Takes the permit that comes at `at`, if it is still free then: the
+    /// check GCRA would make at that instant, made now.
+    #[cold]
+    fn reserve(&self, key: Option<u64>, max_keys: usize, at: Nanos) -> Result<(), NotUntil<Nanos>> {
+        AS_OF.set(at.as_u64().max(1));
+        let reserved = self.check(key, max_keys);
+        AS_OF.set(0);
+        reserved
+    }
+}
+
+/// One rate limiter: the quota it was made with, and those a policy file
+/// put in force since (kept, so that a policy that goes back to one finds
+/// its state).
+pub(crate) struct Limiter {
+    name: &'static str,
+    /// The settings of the site that made it.
+    config: Settings,
+    max_keys: usize,
+    first: Gcra,
+    others: Mutex<Vec<&'static Gcra>>,
+}
+
+impl Limiter {
+    fn new(name: &'static str, config: Settings, max_keys: usize) -> Self {
+        Self {
+            name,
+            config,
+            max_keys,
+            first: Gcra::new(config),
+            others: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The limiter of `settings`' quota.
+    #[inline]
+    fn gcra(&'static self, settings: &Settings) -> &'static Gcra {
+        if self.first.settings.same_quota(settings) {
+            &self.first
+        } else {
+            self.other(settings)
+        }
+    }
+
+    /// The limiter of a quota a policy file sets.
+    #[cold]
+    fn other(&self, settings: &Settings) -> &'static Gcra {
+        let mut others = self.others.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(gcra) = others
+            .iter()
+            .find(|gcra| gcra.settings.same_quota(settings))
+        {
+            return gcra;
+        }
+        let gcra: &'static Gcra = Box::leak(Box::new(Gcra::new(*settings)));
+        others.push(gcra);
+        gcra
+    }
+}
+
+/// The limiter of one annotated function, found (or made) at its first
+/// call, then cached, so calls take no lock.
+pub struct RateLimitSite {
+    pub(crate) name: Option<&'static str>,
+    function: &'static Function,
+    pub(crate) policy: Option<&'static str>,
+    config: Settings,
+    max_keys: usize,
+    limiter: OnceLock<&'static Limiter>,
+    /// `resilience_calls_total`: success, failure, rejected.
+    #[cfg(feature = "metrics")]
+    calls: telemetry::Cached<[metrics::Counter; 3]>,
+}
+
+impl RateLimitSite {
+    /// The site of `function`, with a limiter of its own unless `name`
+    /// shares one; keyed calls keep at most `max_keys` keys.
+    pub const fn new(
+        name: Option<&'static str>,
+        function: &'static Function,
+        policy: Option<&'static str>,
+        config: Settings,
+        max_keys: usize,
+    ) -> Self {
+        Self {
+            name,
+            function,
+            policy,
+            config,
+            max_keys,
+            limiter: OnceLock::new(),
+            #[cfg(feature = "metrics")]
+            calls: telemetry::Cached::new(),
+        }
+    }
+
+    pub(crate) fn limiter(&self) -> &'static Limiter {
+        self.limiter.get_or_init(|| self.register())
+    }
+
+    #[cold]
+    fn register(&self) -> &'static Limiter {
+        let Some(name) = self.name else {
+            let limiter = Limiter::new(self.function.path(), self.config, self.max_keys);
+            return Box::leak(Box::new(limiter));
+        };
+        let (limiter, _) =
+            SHARED.get_or_make(name, || Limiter::new(name, self.config, self.max_keys));
+        if limiter.config != self.config {
+            tracing::warn!(
+                limiter = name,
+                function = self.function.path(),
+                "functions sharing this rate limiter give it different quotas; that of the first one (or of the policy file) applies"
+            );
+        }
+        limiter
+    }
+
+    /// The policy keys that reach it: a shared limiter's name alone, or the
+    /// function's path and `policy` name.
+    pub(crate) fn keys(&self) -> [Option<&'static str>; 2] {
+        match self.name {
+            Some(name) => [Some(name), None],
+            None => [Some(self.function.path()), self.policy],
+        }
+    }
+
+    /// The name its limiter is known by.
+    pub(crate) fn limiter_name(&self) -> &'static str {
+        self.name.unwrap_or_else(|| self.function.path())
+    }
+
+    /// Asks for a permit for a call, of the quota of `key` if given (see
+    /// [`key`](super::keys::key)): at once, or after a wait.
+    #[inline]
+    pub fn admit(&'static self, key: Option<u64>) -> Admission<Admitted, RateLimitedError> {
+        let limiter = self.limiter();
+        let settings = if at_defaults() {
+            limiter.config
+        } else {
+            match self.settings_by_policy(limiter) {
+                Some(settings) => settings,
+                None => return Admission::now(Ok(Admitted(()))),
+            }
+        };
+        let gcra = limiter.gcra(&settings);
+        match gcra.check(key, limiter.max_keys) {
+            Ok(()) => Admission::now(Ok(Admitted(()))),
+            Err(not_until) => self.wait(limiter, gcra, key, &not_until, settings.max_wait),
+        }
+    }
+
+    /// Reserves the next free permit if it comes within `max_wait` and the
+    /// budget, and waits for it; fails at once if it does not.
+    #[cold]
+    fn wait(
+        &'static self,
+        limiter: &'static Limiter,
+        gcra: &'static Gcra,
+        key: Option<u64>,
+        not_until: &NotUntil<Nanos>,
+        max_wait: Duration,
+    ) -> Admission<Admitted, RateLimitedError> {
+        let now = MonitorClock.now();
+        let budget = crate::deadline::remaining();
+        let allowed = budget.map_or(max_wait, |left| left.min(max_wait));
+        let mut at = not_until.earliest_possible();
+        let wait = loop {
+            let wait = Duration::from_nanos(at.as_u64().saturating_sub(now.as_u64()));
+            if wait > allowed {
+                return Admission::now(Err(self.reject(limiter, wait)));
+            }
+            match gcra.reserve(key, limiter.max_keys, at) {
+                Ok(()) => break wait,
+                // Another caller reserved it first: the next one, then.
+                Err(not_until) => at = not_until.earliest_possible(),
+            }
+        };
+        Admission::after(async move {
+            tokio::time::sleep(wait).await;
+            Ok(Admitted(()))
+        })
+    }
+
+    #[cold]
+    fn reject(&'static self, limiter: &Limiter, retry_after: Duration) -> RateLimitedError {
+        self.count(2);
+        RateLimitedError::new(limiter.name, retry_after)
+    }
+
+    /// Counts the outcome of an admitted call.
+    #[inline]
+    pub fn finish(&'static self, _admitted: Admitted, failed: bool) {
+        self.count(usize::from(failed));
+    }
+
+    /// Counts a call in `resilience_calls_total`: 0 success, 1 failure, 2
+    /// rejected.
+    #[inline]
+    fn count(&'static self, _outcome: usize) {
+        #[cfg(feature = "metrics")]
+        self.calls.update(
+            |recorder| {
+                telemetry::calls(
+                    recorder,
+                    self.function.label(),
+                    "rate_limit",
+                    ["success", "failure", "rejected"],
+                )
+            },
+            |calls| calls[_outcome].increment(1),
+        );
+    }
+
+    /// The settings in force; `None` when switched off.
+    pub(crate) fn settings_in_force(&self) -> Option<Settings> {
+        let limiter = self.limiter();
+        if at_defaults() {
+            Some(limiter.config)
+        } else {
+            self.settings_by_policy(limiter)
+        }
+    }
+
+    #[cold]
+    fn settings_by_policy(&self, limiter: &Limiter) -> Option<Settings> {
+        if kind_off(Kind::RateLimit) {
+            return None;
+        }
+        let base = limiter.config;
+        match gate(Kind::RateLimit, &self.keys(), |e| {
+            let entry = e.rate_limit.unwrap_or_default();
+            (entry.enabled, entry)
+        }) {
+            Gate::Defaults => Some(base),
+            Gate::Off => None,
+            Gate::Override(entry) => Some(Settings {
+                interval: entry.interval().unwrap_or(base.interval),
+                burst: entry.burst.map_or(base.burst, |b| b.0),
+                max_wait: entry.max_wait.map_or(base.max_wait, |d| d.0),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for RateLimitSite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitSite")
+            .field("function", &self.function.path())
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A call the limiter admitted.
+pub struct Admitted(());
