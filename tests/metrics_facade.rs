@@ -9,8 +9,8 @@ use std::time::Duration;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use metrics_util::{CompositeKey, MetricKind};
 use resilience_runtime::{
-    CircuitOpenError, TimeoutError, breaker, circuit_breaker, monitor, retry, timeout_async,
-    watchdog,
+    BulkheadFullError, CircuitOpenError, RateLimitedError, TimeoutError, breaker, bulkhead,
+    circuit_breaker, monitor, rate_limit, retry, timeout_async, watchdog,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +21,27 @@ enum Failed {
     Rejected(#[from] CircuitOpenError),
     #[error("flaky")]
     Flaky,
+    #[error("limited")]
+    Limited(#[from] RateLimitedError),
+    #[error("full")]
+    Full(#[from] BulkheadFullError),
+}
+
+#[rate_limit(per_second = 1, burst = 1)]
+async fn limited(fail: bool) -> Result<u32, Failed> {
+    if fail { Err(Failed::Flaky) } else { Ok(1) }
+}
+
+#[bulkhead(max_concurrent = 1)]
+async fn crowded(fail: bool) -> Result<u32, Failed> {
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    if fail { Err(Failed::Flaky) } else { Ok(1) }
+}
+
+#[timeout_async(ms = 500, adaptive(min_calls = 1, multiplier = 2.0))]
+async fn learns() -> Result<u32, Failed> {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Ok(1)
 }
 
 #[timeout_async("1s")]
@@ -245,6 +266,47 @@ async fn every_attribute_records_its_calls_by_name_and_outcome() {
     let seen = Seen::take(&snapshotter);
     let labels = [("function", "metrics_facade::slow"), ("cause", "timeout")];
     assert_eq!(seen.counter("resilience_escalations_total", &labels), 1);
+
+    // Admission: the rate limiter and the bulkhead count what they admit
+    // and what they reject.
+    limited(false).await.unwrap();
+    assert!(matches!(limited(false).await, Err(Failed::Limited(_))));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert!(limited(true).await.is_err());
+    crowded(false).await.unwrap();
+    let holder = tokio::spawn(crowded(true));
+    tokio::task::yield_now().await;
+    assert!(matches!(crowded(false).await, Err(Failed::Full(_))));
+    assert!(holder.await.unwrap().is_err());
+    let seen = Seen::take(&snapshotter);
+    for (function, kind) in [("limited", "rate_limit"), ("crowded", "bulkhead")] {
+        for outcome in ["success", "failure", "rejected"] {
+            assert_eq!(
+                seen.calls(function, kind, outcome),
+                1,
+                "{function} {outcome}"
+            );
+        }
+    }
+
+    // An adaptive timeout's limit, set as the window moves: from 500 ms
+    // half the way down to 2 × 100 ms at each call that moves it (the
+    // first, and the one 11 s later): 350, then 275 ms.
+    learns().await.unwrap();
+    tokio::time::advance(Duration::from_secs(11)).await;
+    learns().await.unwrap();
+    let seen = Seen::take(&snapshotter);
+    let labels = [("function", "metrics_facade::learns")];
+    match seen.value(
+        MetricKind::Gauge,
+        "resilience_timeout_limit_seconds",
+        &labels,
+    ) {
+        DebugValue::Gauge(seconds) => {
+            assert!((seconds.into_inner() - 0.275).abs() < 0.003, "{seconds:?}");
+        }
+        other => panic!("{other:?}"),
+    }
 
     #[cfg(feature = "tch")]
     device::a_real_fallback_is_counted(&snapshotter);

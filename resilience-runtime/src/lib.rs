@@ -329,6 +329,7 @@ pub use sites::sites;
 pub mod __private {
     pub use crate::call::{Call, Named, Pick, PickCannotFail, PickFails};
     pub use crate::deadline::FromTimeout;
+    pub use crate::deadline::adaptive::Adaptive;
     pub use crate::deadline::site::TimeoutSite;
     pub use crate::monitor::site::{Entered, MonitorSite};
     pub use crate::policy::Kind;

@@ -165,7 +165,9 @@ impl Function {
         }
         let end = clock::now();
         let nanos = clock::nanos(start.0, end);
-        self.monitor.record(clock::since_origin(end), nanos, failed);
+        if self.monitor.record(clock::since_origin(end), nanos, failed) {
+            self.window_moved();
+        }
         #[cfg(feature = "metrics")]
         self.durations.update(
             |recorder| telemetry::durations(recorder, self.label()),
@@ -174,6 +176,16 @@ impl Function {
                 if failed { failure } else { success }.record(seconds);
             },
         );
+    }
+
+    /// A new period began in the monitor's window: adaptive timeouts learn.
+    #[cold]
+    fn window_moved(&'static self) {
+        for layer in self.layers {
+            if let LayerSite::Timeout(site) = layer {
+                site.learn(&self.monitor);
+            }
+        }
     }
 
     /// The name it is recorded under in the monitor and the metrics: its

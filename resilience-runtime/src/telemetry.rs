@@ -20,6 +20,7 @@ pub(crate) const BREAKER_STATE: &str = "resilience_circuitbreaker_state";
 pub(crate) const TRANSITIONS: &str = "resilience_circuitbreaker_transitions_total";
 pub(crate) const WATCHDOG_EVENTS: &str = "resilience_watchdog_events_total";
 pub(crate) const ESCALATIONS: &str = "resilience_escalations_total";
+pub(crate) const TIMEOUT_LIMIT: &str = "resilience_timeout_limit_seconds";
 #[cfg(feature = "tch")]
 pub(crate) const FALLBACKS: &str = "resilience_device_fallbacks_total";
 
@@ -169,6 +170,11 @@ pub(crate) fn transition(breaker: &'static str, from: State, to: State) {
 }
 
 /// `resilience_watchdog_events_total{function, kind}`.
+/// The limit an adaptive timeout has learned.
+pub(crate) fn timeout_limit(function: &'static str, limit: std::time::Duration) {
+    metrics::gauge!(TIMEOUT_LIMIT, "function" => function).set(limit.as_secs_f64());
+}
+
 pub(crate) fn watchdog_event(function: &'static str, kind: &'static str) {
     metrics::counter!(WATCHDOG_EVENTS, "function" => function, "kind" => kind).increment(1);
 }

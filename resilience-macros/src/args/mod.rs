@@ -21,7 +21,7 @@ pub(crate) use device::DeviceArgs;
 pub(crate) use monitor::MonitorArgs;
 pub(crate) use rate_limit::RateLimitArgs;
 pub(crate) use retry::RetryArgs;
-pub(crate) use timeout::TimeoutArgs;
+pub(crate) use timeout::{AdaptiveArgs, TimeoutArgs};
 
 use proc_macro2::TokenStream;
 use syn::parse::{Parse, ParseStream, Parser};

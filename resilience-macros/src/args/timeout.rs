@@ -9,8 +9,10 @@ use syn::{Error, Expr, Ident, LitStr};
 use super::duration::{self, Unit};
 use super::{Arg, Errors, parse_list};
 
-const VALID: &str =
-    "expected one of `secs`, `ms`, `on_timeout`, `policy` (or a positional duration)";
+const VALID: &str = "expected one of `secs`, `ms`, `on_timeout`, `policy`, `adaptive(...)` (or a positional duration)";
+
+const ADAPTIVE: &str =
+    "expected one of `percentile`, `floor`, `multiplier`, `min_calls`, `learning_rate`";
 
 /// The configuration of one `#[timeout_async]`.
 pub(crate) struct TimeoutArgs {
@@ -19,6 +21,17 @@ pub(crate) struct TimeoutArgs {
     pub(crate) on_timeout: Option<Expr>,
     /// The `policy = "…"` name that policy files may use for this function.
     pub(crate) policy: Option<LitStr>,
+    /// How the limit adapts; `limit` is then its ceiling.
+    pub(crate) adaptive: Option<AdaptiveArgs>,
+}
+
+/// The configuration of `adaptive(...)`.
+pub(crate) struct AdaptiveArgs {
+    pub(crate) percentile: f64,
+    pub(crate) floor: Duration,
+    pub(crate) multiplier: f64,
+    pub(crate) min_calls: u32,
+    pub(crate) learning_rate: f64,
 }
 
 impl TimeoutArgs {
@@ -26,6 +39,7 @@ impl TimeoutArgs {
         let mut builder = Builder::default();
         for arg in parse_list(tokens)? {
             match arg {
+                Arg::Positional(value) if is_adaptive(&value) => builder.adaptive(&value),
                 Arg::Positional(value) => builder.limit(Source::Positional, value.span(), &value),
                 Arg::Named { name, value } => builder.named(&name, value),
             }
@@ -57,6 +71,8 @@ struct Builder {
     limit: Option<(Source, Duration)>,
     on_timeout: Option<Expr>,
     policy: Option<LitStr>,
+    /// `adaptive(...)` as written, and the floor if it gave one.
+    adaptive: Option<(AdaptiveArgs, Option<(Span, Duration)>)>,
     errors: Errors,
 }
 
@@ -83,6 +99,76 @@ impl Builder {
                 format!("unknown argument `{other}`; {VALID}"),
             )),
         }
+    }
+
+    /// `adaptive`, or `adaptive(name = value, …)`.
+    fn adaptive(&mut self, value: &Expr) {
+        if self.adaptive.is_some() {
+            self.errors.push(Error::new_spanned(
+                value,
+                "duplicate `adaptive(...)` argument; give it once",
+            ));
+            return;
+        }
+        let mut args = AdaptiveArgs {
+            percentile: 95.0,
+            floor: Duration::ZERO,
+            multiplier: 2.0,
+            min_calls: 20,
+            learning_rate: 0.5,
+        };
+        let mut floor = None;
+        let mut seen: Vec<String> = Vec::new();
+        let pairs = match value {
+            Expr::Call(call) => call.args.iter().collect(),
+            _ => Vec::new(),
+        };
+        for pair in pairs {
+            let Expr::Assign(assign) = pair else {
+                self.errors.push(Error::new_spanned(
+                    pair,
+                    format!("`adaptive(...)` takes `name = value` pairs; {ADAPTIVE}"),
+                ));
+                continue;
+            };
+            let name = match &*assign.left {
+                Expr::Path(path) => path.path.get_ident().map(ToString::to_string),
+                _ => None,
+            };
+            let Some(name) = name else {
+                self.errors.push(Error::new_spanned(&assign.left, ADAPTIVE));
+                continue;
+            };
+            if seen.contains(&name) {
+                self.errors.push(Error::new_spanned(
+                    &assign.left,
+                    format!("duplicate `{name}` argument; give it once"),
+                ));
+                continue;
+            }
+            seen.push(name.clone());
+            let value = &*assign.right;
+            let set = match name.as_str() {
+                "percentile" => number(value, "expected a percentile above 0 and below 100, such as `percentile = 95` or `99.9`")
+                    .and_then(|p| in_range(value, p, p > 0.0 && p < 100.0, "expected a percentile above 0 and below 100, such as `percentile = 95` or `99.9`"))
+                    .map(|p| args.percentile = p),
+                "multiplier" => number(value, "expected a multiplier of at least 1.0, such as `multiplier = 1.5`")
+                    .and_then(|m| in_range(value, m, (1.0..=1000.0).contains(&m), "expected a multiplier of at least 1.0, such as `multiplier = 1.5`"))
+                    .map(|m| args.multiplier = m),
+                "learning_rate" => number(value, "expected a learning rate above 0 and at most 1, such as `learning_rate = 0.5`")
+                    .and_then(|r| in_range(value, r, r > 0.0 && r <= 1.0, "expected a learning rate above 0 and at most 1, such as `learning_rate = 0.5`"))
+                    .map(|r| args.learning_rate = r),
+                "min_calls" => super::count(value, 1, u32::MAX, "expected a number of calls, at least 1, such as `min_calls = 20`")
+                    .map(|n| args.min_calls = n),
+                "floor" => duration::text_arg(value, "`\"20ms\"`").map(|d| floor = Some((value.span(), d))),
+                other => Err(Error::new_spanned(
+                    &assign.left,
+                    format!("unknown argument `{other}` of `adaptive(...)`; {ADAPTIVE}"),
+                )),
+            };
+            self.errors.take(set);
+        }
+        self.adaptive = Some((args, floor));
     }
 
     fn limit(&mut self, source: Source, span: Span, value: &Expr) {
@@ -122,11 +208,63 @@ impl Builder {
                 "missing the timeout duration; write e.g. `#[timeout_async(5)]`, `#[timeout_async(\"250ms\")]` or `#[timeout_async(ms = 250)]`",
             ));
         }
+        let limit = self.limit.map(|(_, limit)| limit).unwrap_or_default();
+        let adaptive = self.adaptive.map(|(mut args, floor)| {
+            match floor {
+                Some((span, floor)) if floor >= limit && !limit.is_zero() => {
+                    self.errors.push(Error::new(
+                        span,
+                        "the floor is not below the written limit, which is the ceiling of an adaptive timeout; give a lower floor or a higher limit",
+                    ));
+                }
+                Some((_, floor)) => args.floor = floor,
+                // A tenth of the ceiling.
+                None => args.floor = limit / 10,
+            }
+            args
+        });
         self.errors.finish()?;
         Ok(TimeoutArgs {
-            limit: self.limit.map(|(_, limit)| limit).unwrap_or_default(),
+            limit,
             on_timeout: self.on_timeout,
             policy: self.policy,
+            adaptive,
         })
+    }
+}
+
+/// Whether `value` is `adaptive` or `adaptive(...)`.
+fn is_adaptive(value: &Expr) -> bool {
+    let path = match value {
+        Expr::Call(call) => match &*call.func {
+            Expr::Path(path) => path,
+            _ => return false,
+        },
+        Expr::Path(path) => path,
+        _ => return false,
+    };
+    path.path.is_ident("adaptive")
+}
+
+/// A number, whole or not.
+fn number(value: &Expr, message: &str) -> syn::Result<f64> {
+    if let Expr::Lit(syn::ExprLit { lit, .. }) = value {
+        let parsed = match lit {
+            syn::Lit::Int(int) => int.base10_parse::<f64>().ok(),
+            syn::Lit::Float(float) => float.base10_parse::<f64>().ok(),
+            _ => None,
+        };
+        if let Some(number) = parsed {
+            return Ok(number);
+        }
+    }
+    Err(Error::new_spanned(value, message))
+}
+
+fn in_range(value: &Expr, number: f64, ok: bool, message: &str) -> syn::Result<f64> {
+    if ok {
+        Ok(number)
+    } else {
+        Err(Error::new_spanned(value, message))
     }
 }

@@ -6,8 +6,8 @@ use quote::{quote, quote_spanned};
 use syn::Ident;
 use syn::spanned::Spanned;
 
-use super::{option, private_ident};
-use crate::args::TimeoutArgs;
+use super::{duration, option, private_ident};
+use crate::args::{AdaptiveArgs, TimeoutArgs};
 use crate::item::FnItem;
 
 /// The site of one `#[timeout_async]`: its settings, for `function`.
@@ -15,12 +15,32 @@ pub(super) fn site(args: &TimeoutArgs, function: &Ident) -> TokenStream {
     let (secs, nanos) = (args.limit.as_secs(), args.limit.subsec_nanos());
     let policy = option(args.policy.as_ref());
     let fail_soft = args.on_timeout.is_some();
+    let adaptive = option(args.adaptive.as_ref().map(|adaptive| {
+        let AdaptiveArgs {
+            percentile,
+            floor,
+            multiplier,
+            min_calls,
+            learning_rate,
+        } = adaptive;
+        let floor = duration(floor);
+        quote! {
+            ::resilience_runtime::__private::Adaptive::new(
+                #percentile,
+                #floor,
+                #multiplier,
+                #min_calls,
+                #learning_rate,
+            )
+        }
+    }));
     quote! {
         ::resilience_runtime::__private::TimeoutSite::new(
             &#function,
             #policy,
             ::core::time::Duration::new(#secs, #nanos),
             #fail_soft,
+            #adaptive,
         )
     }
 }

@@ -26,6 +26,7 @@
 //! The budget lives with the task that awaits it: a future handed to
 //! `tokio::spawn` starts without one unless it is wrapped in [`propagate`].
 
+pub(crate) mod adaptive;
 mod error;
 mod future;
 pub(crate) mod site;
@@ -94,6 +95,35 @@ pub fn current() -> Option<Instant> {
 #[inline]
 pub fn remaining() -> Option<Duration> {
     current().map(|at| at.saturating_duration_since(Instant::now()))
+}
+
+/// The limit a `#[timeout_async]` function's calls get now: the written
+/// one, the one an adaptive timeout has learned, or a policy file's;
+/// `None` when the function has no timeout, or timeouts are switched off
+/// for it. `function` is the path errors and policy keys use.
+///
+/// ```
+/// use std::time::Duration;
+/// use resilience_runtime::{deadline, timeout_async, TimeoutError};
+///
+/// #[timeout_async(ms = 200, adaptive(percentile = 95, floor = "20ms", multiplier = 1.5))]
+/// async fn quote() -> Result<f64, TimeoutError> {
+///     Ok(101.5)
+/// }
+///
+/// // A cold start uses the ceiling: the written limit.
+/// let path = concat!(module_path!(), "::quote");
+/// assert_eq!(deadline::limit_in_force(path), Some(Duration::from_millis(200)));
+/// ```
+pub fn limit_in_force(function: &str) -> Option<Duration> {
+    crate::registry::functions()
+        .filter(|f| f.path() == function)
+        .flat_map(|f| f.layers())
+        .find_map(|layer| match layer {
+            crate::registry::LayerSite::Timeout(site) => Some(site),
+            _ => None,
+        })
+        .and_then(|site| site.limit_in_force())
 }
 
 /// Carries the current budget into a future that will run elsewhere, typically

@@ -1,11 +1,14 @@
 //! The deadline of one `#[timeout_async]` function, as the policy in force
 //! says.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use super::adaptive::Adaptive;
 use super::{Timeout, TimeoutError};
+use crate::breaker::State;
 use crate::policy::{Gate, Kind, at_defaults, gate, kind_off};
-use crate::registry::Function;
+use crate::registry::{Function, LayerSite};
 #[cfg(feature = "metrics")]
 use crate::telemetry;
 
@@ -16,6 +19,10 @@ pub struct TimeoutSite {
     limit: Duration,
     /// The function returns a fail-soft value (`on_timeout = …`).
     fail_soft: bool,
+    /// How the limit adapts, when it does: `limit` is then its ceiling.
+    adaptive: Option<Adaptive>,
+    /// The learned limit, in nanoseconds; 0 before the first.
+    learned: AtomicU64,
     /// `resilience_calls_total`: success, timeout, fail_soft.
     #[cfg(feature = "metrics")]
     calls: telemetry::Cached<[metrics::Counter; 3]>,
@@ -23,18 +30,22 @@ pub struct TimeoutSite {
 
 impl TimeoutSite {
     /// The site of `function`, with its limit and `policy = "…"` name;
-    /// `fail_soft` when it answers a timeout with an `on_timeout` value.
+    /// `fail_soft` when it answers a timeout with an `on_timeout` value;
+    /// with `adaptive`, `limit` is the ceiling of a learned one.
     pub const fn new(
         function: &'static Function,
         policy: Option<&'static str>,
         limit: Duration,
         fail_soft: bool,
+        adaptive: Option<Adaptive>,
     ) -> Self {
         Self {
             function,
             policy,
             limit,
             fail_soft,
+            adaptive,
+            learned: AtomicU64::new(0),
             #[cfg(feature = "metrics")]
             calls: telemetry::Cached::new(),
         }
@@ -68,7 +79,7 @@ impl TimeoutSite {
         let function = self.function;
         let future = future.into_future();
         let limit = if at_defaults() {
-            self.limit
+            self.written_or_learned()
         } else {
             match self.limit_by_policy() {
                 Some(limit) => limit,
@@ -86,23 +97,115 @@ impl TimeoutSite {
     /// The limit in force; `None` when switched off.
     pub(crate) fn limit_in_force(&self) -> Option<Duration> {
         if at_defaults() {
-            Some(self.limit)
+            Some(self.written_or_learned())
         } else {
             self.limit_by_policy()
         }
     }
 
+    /// The written limit, or the learned one of an adaptive timeout.
+    #[inline(always)]
+    fn written_or_learned(&self) -> Duration {
+        if self.adaptive.is_none() {
+            return self.limit;
+        }
+        match self.learned.load(Relaxed) {
+            0 => self.limit,
+            nanos => Duration::from_nanos(nanos),
+        }
+    }
+
     #[cold]
     fn limit_by_policy(&self) -> Option<Duration> {
+        match self.by_policy()? {
+            (Some(limit), _) => Some(limit),
+            (None, Some(adaptive)) => {
+                let learned = self.written_or_learned();
+                Some(learned.clamp(adaptive.floor.min(self.limit), self.limit))
+            }
+            (None, None) => Some(self.limit),
+        }
+    }
+
+    /// What the policy in force says: `None` when switched off; else a
+    /// limit it sets, and how the limit adapts (`None` when it does not,
+    /// or a policy holds it at the ceiling).
+    #[cold]
+    fn by_policy(&self) -> Option<(Option<Duration>, Option<Adaptive>)> {
         if kind_off(Kind::Timeout) {
             return None;
         }
+        let base = self.adaptive;
         match gate(Kind::Timeout, &self.keys(), |e| {
-            (None, e.timeout.map(|limit| limit.0))
+            (None, (e.timeout.map(|limit| limit.0), e.adaptive))
         }) {
-            Gate::Defaults | Gate::Override(None) => Some(self.limit),
-            Gate::Override(Some(limit)) => Some(limit),
+            Gate::Defaults => Some((None, base)),
+            Gate::Override((limit, entry)) => {
+                let adaptive = match (base, entry) {
+                    (Some(_), Some(entry)) if entry.enabled == Some(false) => None,
+                    (Some(base), Some(entry)) => Some(base.with(&entry)),
+                    (base, _) => base,
+                };
+                Some((limit, adaptive))
+            }
             Gate::Off => None,
         }
     }
+
+    /// The function's window moved: an adaptive limit follows its latency,
+    /// unless learning is paused (see [`adaptive`](super::adaptive)).
+    #[cold]
+    pub(crate) fn learn(&self, monitor: &crate::monitor::Site) {
+        let Some(adaptive) = (if at_defaults() {
+            self.adaptive
+        } else {
+            match self.by_policy() {
+                Some((None, adaptive)) => adaptive,
+                _ => None,
+            }
+        }) else {
+            return;
+        };
+        if self.breaker_open() {
+            return;
+        }
+        let Some((calls, nanos)) = monitor.quantile(adaptive.percentile / 100.0) else {
+            return;
+        };
+        if calls < u64::from(adaptive.min_calls) {
+            return;
+        }
+        let current = self.written_or_learned();
+        let percentile = Duration::from_nanos(nanos);
+        let next = adaptive.next(current, percentile, self.limit);
+        self.learned.store(
+            u64::try_from(next.as_nanos()).unwrap_or(u64::MAX).max(1),
+            Relaxed,
+        );
+        let function = self.function.path();
+        #[cfg(feature = "metrics")]
+        crate::telemetry::timeout_limit(self.function.label(), next);
+        if next.abs_diff(current).as_secs_f64() > 0.1 * current.as_secs_f64() {
+            tracing::debug!(
+                function,
+                limit_ms = millis(next),
+                previous_ms = millis(current),
+                percentile_ms = millis(percentile),
+                calls,
+                "adaptive timeout limit changed"
+            );
+        }
+    }
+
+    /// Whether the function's circuit breaker is open.
+    fn breaker_open(&self) -> bool {
+        self.function.layers().iter().any(|layer| {
+            matches!(layer, LayerSite::Breaker(site)
+                if matches!(site.breaker().state(), State::Open | State::ForcedOpen))
+        })
+    }
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
 }

@@ -150,7 +150,7 @@ pub(crate) fn named(name: &str) -> (&'static str, &'static Site) {
 impl Site {
     /// Records a call that took `nanos` and ended now.
     pub(crate) fn record_now(&self, nanos: u64, failed: bool) {
-        self.record(clock::since_origin(clock::now()), nanos, failed);
+        let _ = self.record(clock::since_origin(clock::now()), nanos, failed);
     }
 }
 
@@ -275,11 +275,19 @@ impl Site {
     }
 
     /// Records a call of `nanos` that ended `now` nanoseconds after the
-    /// clock's origin.
+    /// clock's origin; true when it moved the window (it is the first call
+    /// of a new period).
     #[inline]
-    pub(crate) fn record(&self, now: u64, nanos: u64, failed: bool) {
+    pub(crate) fn record(&self, now: u64, nanos: u64, failed: bool) -> bool {
         let window = self.window.get_or_init(|| Box::new(Window::new()));
-        window.record(epoch(now), nanos, failed);
+        window.record(epoch(now), nanos, failed)
+    }
+
+    /// The calls in the window now, and their latency at quantile `q`, in
+    /// nanoseconds.
+    pub(crate) fn quantile(&self, q: f64) -> Option<(u64, u64)> {
+        let totals = self.totals(epoch(clock::since_origin(clock::now())))?;
+        Some((totals.count(), totals.quantile(q)))
     }
 
     fn totals(&self, now: u64) -> Option<Totals> {

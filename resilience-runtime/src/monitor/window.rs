@@ -90,13 +90,15 @@ impl<const B: usize> Slice<B> {
         }
     }
 
-    /// Makes this slice hold `epoch`, clearing an older one, and says
-    /// whether it does (a recorder of an older period finds it taken).
-    fn claim(&self, epoch: u64) -> bool {
+    /// Makes this slice hold `epoch`, clearing an older one: `Some(true)`
+    /// when this call cleared it (the window moved), `Some(false)` when it
+    /// already held `epoch`, `None` when a newer period holds it (for a
+    /// recorder of an older one).
+    fn claim(&self, epoch: u64) -> Option<bool> {
         loop {
             let held = self.epoch.load(Acquire);
             if held == epoch {
-                return true;
+                return Some(false);
             }
             if held == ROTATING {
                 std::hint::spin_loop();
@@ -105,7 +107,7 @@ impl<const B: usize> Slice<B> {
                 continue;
             }
             if held != EMPTY && held > epoch {
-                return false;
+                return None;
             }
             if self
                 .epoch
@@ -121,7 +123,7 @@ impl<const B: usize> Slice<B> {
                 self.errors.swap(0, Relaxed);
                 self.max.swap(0, Relaxed);
                 self.epoch.store(epoch, Release);
-                return true;
+                return Some(true);
             }
         }
     }
@@ -147,12 +149,13 @@ impl<const B: usize> Window<B> {
         }
     }
 
-    /// Records a call of `nanos` in period `epoch`.
-    pub(crate) fn record(&self, epoch: u64, nanos: u64, failed: bool) {
+    /// Records a call of `nanos` in period `epoch`; true when it is the
+    /// first of its period, which moved the window.
+    pub(crate) fn record(&self, epoch: u64, nanos: u64, failed: bool) -> bool {
         let slice = &self.slices[(epoch % SLICES as u64) as usize];
-        if !slice.claim(epoch) {
-            return;
-        }
+        let Some(moved) = slice.claim(epoch) else {
+            return false;
+        };
         slice.counts[bucket(nanos).min(B - 1)].fetch_add(1, Relaxed);
         if failed {
             slice.errors.fetch_add(1, Relaxed);
@@ -162,6 +165,7 @@ impl<const B: usize> Window<B> {
         if nanos > slice.max.load(Relaxed) {
             slice.max.fetch_max(nanos, Relaxed);
         }
+        moved
     }
 
     /// The calls of the periods `now - SLICES + 1 ..= now`.
@@ -262,6 +266,17 @@ mod tests {
             let got = totals.quantile(q) as f64 / 1e6;
             assert!((got - ms).abs() / ms <= 0.01, "p{q}: {got} ms");
         }
+    }
+
+    #[test]
+    fn the_first_call_of_each_period_moves_the_window() {
+        let window: Window = Window::new();
+        let moved: Vec<bool> = [0, 0, 1, 1, 0, 7]
+            .into_iter()
+            .map(|epoch| window.record(epoch, 1_000, false))
+            .collect();
+        // Period 0 again after 1: a late recorder, in its own slice.
+        assert_eq!(moved, [true, false, true, false, false, true]);
     }
 
     #[test]

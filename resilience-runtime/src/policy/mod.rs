@@ -33,7 +33,7 @@
 //! first use of any attribute.
 
 pub(crate) mod check;
-mod file;
+pub(crate) mod file;
 pub(crate) mod state;
 
 use std::path::Path;

@@ -11,21 +11,26 @@ use super::*;
 /// A small window: four buckets a slice.
 type Small = Window<4>;
 
+/// Two recorders of a new period: both counted, and exactly one of them
+/// told that it moved the window (adaptive timeouts learn once a period).
 #[test]
-fn recorders_of_a_new_period_lose_no_count() {
+fn recorders_of_a_new_period_lose_no_count_and_one_moves_the_window() {
     loom::model(|| {
         let window = Arc::new(Small::new());
         // The slice of period SLICES holds period 0 to start with.
-        window.record(0, 1, false);
+        assert!(window.record(0, 1, false));
         let recorders: Vec<_> = (0..2)
             .map(|_| {
                 let window = Arc::clone(&window);
                 thread::spawn(move || window.record(SLICES as u64, 2, true))
             })
             .collect();
-        for recorder in recorders {
-            recorder.join().unwrap();
-        }
+        let moved = recorders
+            .into_iter()
+            .map(|recorder| recorder.join().unwrap())
+            .filter(|&moved| moved)
+            .count();
+        assert_eq!(moved, 1);
         let totals = window.totals(SLICES as u64);
         assert_eq!((totals.count(), totals.errors, totals.max), (2, 2, 2));
     });
