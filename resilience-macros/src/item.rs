@@ -90,9 +90,14 @@ impl FnItem {
             .as_ref()
             .and_then(async_trait_shape)
             .ok_or_else(|| {
+                let or = if attr == "timeout_async" {
+                    ", or wrap the future with `resilience_runtime::timeout(limit, future)`"
+                } else {
+                    ""
+                };
                 Error::new(
                     self.sig.fn_token.span,
-                    format!("`#[{attr}]` needs an `async fn`; add `async`, or wrap the future with `resilience_runtime::timeout(limit, future)`"),
+                    format!("`#[{attr}]` needs an `async fn`; add `async`{or}"),
                 )
             })
     }

@@ -137,17 +137,23 @@ fn admitted(
     rejected: &Ident,
     reject: TokenStream,
 ) -> TokenStream {
+    let private = quote!(::resilience_runtime::__private);
     let admitted = private_ident("__resilience_admitted");
     let output = private_ident("__resilience_output");
+    let failed = private_ident("__resilience_failed");
+    // Any output type: whether it can carry a rejection is the one error
+    // a wrong one gets.
     quote! {
         match #admission.await {
             ::core::result::Result::Err(#rejected) => { #reject }
             ::core::result::Result::Ok(#admitted) => {
                 let #output = #inner;
-                #site.finish(
-                    #admitted,
-                    ::resilience_runtime::__private::breaker::Outcome::is_failure(&#output),
-                );
+                let #failed = {
+                    #[allow(unused_imports)]
+                    use #private::{PlainOutcome as _, ResultOutcome as _};
+                    (&&#private::Outcome(&#output)).failed()
+                };
+                #site.finish(#admitted, #failed);
                 #output
             }
         }

@@ -39,6 +39,28 @@ impl Counter {
     }
 }
 
+impl ::core::convert::From<::resilience_runtime::RateLimitedError> for Failed {
+    fn from(_: ::resilience_runtime::RateLimitedError) -> Self {
+        Failed
+    }
+}
+
+impl ::core::convert::From<::resilience_runtime::BulkheadFullError> for Failed {
+    fn from(_: ::resilience_runtime::BulkheadFullError) -> Self {
+        Failed
+    }
+}
+
+/// Admission control under a retry, a keyed limiter and an adaptive
+/// deadline.
+#[::resilience_runtime::retry(attempts = 2)]
+#[::resilience_runtime::rate_limit(per_second = 50, burst = 10, max_wait = "10ms", key = user)]
+#[::resilience_runtime::bulkhead(max_concurrent = 4, max_wait = "5ms", name = "hygiene")]
+#[::resilience_runtime::timeout_async(ms = 200, adaptive(percentile = 99, floor = "20ms"))]
+pub async fn admitted(user: u64, x: u32) -> ::core::result::Result<u32, Failed> {
+    ::core::result::Result::Ok(x + user as u32)
+}
+
 /// Measured, sync.
 #[::resilience_runtime::monitor(slow = "5ms", name = "hygiene_parse", policy = "hygiene")]
 pub fn measured(text: &::core::primitive::str) -> ::core::option::Option<::core::primitive::usize> {
