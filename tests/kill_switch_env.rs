@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use resilience_runtime::{TimeoutError, retry, timeout_async};
+use resilience_runtime::{
+    BulkheadFullError, RateLimitedError, TimeoutError, bulkhead, rate_limit, retry, timeout_async,
+};
 use tokio::time::{Instant, sleep};
 
 #[timeout_async(ms = 10)]
@@ -19,6 +21,17 @@ async fn flaky(calls: &AtomicU32) -> Result<(), ()> {
     Err(())
 }
 
+#[rate_limit(per_minute = 1)]
+async fn limited() -> Result<(), RateLimitedError> {
+    Ok(())
+}
+
+#[bulkhead(max_concurrent = 1)]
+async fn crowded() -> Result<(), BulkheadFullError> {
+    sleep(Duration::from_secs(1)).await;
+    Ok(())
+}
+
 #[tokio::test(start_paused = true)]
 async fn environment_variables_switch_kinds_off_and_load_a_file() {
     let file = std::env::temp_dir().join(format!("resilience-env-{}.toml", std::process::id()));
@@ -29,12 +42,20 @@ async fn environment_variables_switch_kinds_off_and_load_a_file() {
     .unwrap();
     // SAFETY: nothing else runs in this process yet: this is its only test.
     unsafe {
-        std::env::set_var("RESILIENCE_DISABLE", "timeout");
+        std::env::set_var("RESILIENCE_DISABLE", "timeout, Rate_Limit,bulkhead");
         std::env::set_var("RESILIENCE_POLICY_FILE", &file);
     }
     let start = Instant::now();
     slow().await.unwrap();
     assert_eq!(start.elapsed(), Duration::from_secs(1), "timeouts are off");
+
+    for _ in 0..3 {
+        limited().await.unwrap();
+    }
+    let crowd: Vec<_> = (0..3).map(|_| tokio::spawn(crowded())).collect();
+    for call in crowd {
+        call.await.unwrap().unwrap();
+    }
 
     let calls = AtomicU32::new(0);
     let _ = flaky(&calls).await;

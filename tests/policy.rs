@@ -129,7 +129,7 @@ async fn json_and_yaml_mirror_toml() {
 }
 
 /// `(file name, contents, expected line, a fragment of the message)`.
-const BAD_FILES: [(&str, &str, Option<usize>, &str); 12] = [
+const BAD_FILES: [(&str, &str, Option<usize>, &str); 16] = [
     (
         "unknown-top.toml",
         "enabled = true\nenabeld = false\n",
@@ -177,6 +177,30 @@ const BAD_FILES: [(&str, &str, Option<usize>, &str); 12] = [
         "[policies.a.circuit_breaker]\nfailure_rate = 1.5\n",
         Some(2),
         "failure rate",
+    ),
+    (
+        "two-rates.toml",
+        "[policies.a.rate_limit]\nper_second = 5\nper_minute = 100\n",
+        Some(1),
+        "one rate",
+    ),
+    (
+        "per-without-max.toml",
+        "[policies.a]\nrate_limit = { per = \"250ms\" }\n",
+        Some(2),
+        "`per` and `max` go together",
+    ),
+    (
+        "no-places.toml",
+        "[policies.a.bulkhead]\nmax_concurrent = 0\n",
+        Some(2),
+        "at least 1",
+    ),
+    (
+        "percentile.toml",
+        "[policies.a.adaptive]\npercentile = 100.0\n",
+        Some(2),
+        "below 100",
     ),
     (
         "malformed.toml",
