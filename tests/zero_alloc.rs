@@ -14,7 +14,8 @@ use metrics::{
     SharedString, Unit,
 };
 use resilience_runtime::{
-    TimeoutError, circuit_breaker, monitor, retry, timeout, timeout_async, watchdog,
+    TimeoutError, bulkhead, circuit_breaker, monitor, rate_limit, retry, timeout, timeout_async,
+    watchdog,
 };
 
 struct Counting;
@@ -66,6 +67,22 @@ async fn guarded(x: u64) -> Result<u64, Failed> {
     Ok(x + 1)
 }
 
+#[timeout_async(secs = 5, adaptive)]
+async fn adaptive(x: u64) -> Result<u64, TimeoutError> {
+    Ok(x + 1)
+}
+
+#[rate_limit(per_second = 4_000_000_000, burst = 1_000_000)]
+#[bulkhead(max_concurrent = 8)]
+async fn admitted(x: u64) -> Result<u64, Failed> {
+    Ok(x + 1)
+}
+
+#[rate_limit(per_second = 4_000_000_000, burst = 1_000_000, key = user)]
+async fn keyed(user: &str, x: u64) -> Result<u64, Failed> {
+    Ok(x + user.len() as u64)
+}
+
 #[monitor(slow = "1s")]
 fn measured(x: u64) -> u64 {
     x + 1
@@ -74,6 +91,20 @@ fn measured(x: u64) -> u64 {
 #[derive(Debug)]
 enum Failed {
     Open,
+    Limited,
+    Full,
+}
+
+impl From<resilience_runtime::RateLimitedError> for Failed {
+    fn from(_: resilience_runtime::RateLimitedError) -> Self {
+        Failed::Limited
+    }
+}
+
+impl From<resilience_runtime::BulkheadFullError> for Failed {
+    fn from(_: resilience_runtime::BulkheadFullError) -> Self {
+        Failed::Full
+    }
 }
 
 impl From<resilience_runtime::CircuitOpenError> for Failed {
@@ -135,6 +166,9 @@ async fn allocations_in_successful_calls() -> u64 {
         sum += nested(i).await.unwrap();
         sum += timeout(Duration::from_secs(1), async { i }).await.unwrap();
         sum += guarded(i).await.unwrap();
+        sum += adaptive(i).await.unwrap();
+        sum += admitted(i).await.unwrap();
+        sum += keyed("alice", i).await.unwrap();
         sum + measured(i)
     };
     round(0).await;
