@@ -100,6 +100,8 @@ fn demo() -> Result<(), String> {
     Step::new("metrics").cargo(Cargo::new(["run", "--quiet", "--example", "metrics"]))?;
     Step::new("watchdog").cargo(Cargo::new(["run", "--quiet", "--example", "watchdog"]))?;
     Step::new("pipeline").cargo(Cargo::new(["run", "--quiet", "--example", "pipeline"]))?;
+    let admission = ["run", "--quiet", "--example", "admission"];
+    Step::new("admission").cargo(Cargo::new(admission))?;
     let torch = libtorch::provision()?;
     let example = [
         "run",

@@ -1,14 +1,15 @@
 //! Policies from a file, changed at run time without a rebuild.
 //!
 //! A policy file overrides the arguments of `#[timeout_async]`, `#[retry]`,
-//! `#[circuit_breaker]` and `#[safe_mps_op]`, per function (by the path that
+//! `#[circuit_breaker]`, `#[rate_limit]`, `#[bulkhead]` and `#[safe_mps_op]`,
+//! per function (by the path that
 //! `TimeoutError::function()` reports, e.g. `my_crate::orders::submit`) or
 //! per `policy = "…"` name given in the attribute. TOML, JSON or YAML, by
 //! extension; `docs/policy.example.toml` shows every key.
 //!
 //! ```toml
 //! enabled = true                       # false: every attribute passes through
-//! disabled_kinds = []                  # any of "timeout", "retry", "breaker", "device", "monitor"
+//! disabled_kinds = []                  # any of "timeout", "retry", "breaker", "device", "monitor", "rate_limit", "bulkhead"
 //!
 //! [policies."slow-dep"]
 //! timeout = "200ms"
@@ -28,7 +29,7 @@
 //!
 //! Kill switch: `enabled = false` (everything), `disabled_kinds`, or
 //! `enabled = false` in an entry (or in its `retry`, `circuit_breaker`,
-//! `device` table) make the attributes pass-throughs. So does the environment
+//! `rate_limit`, `bulkhead`, `device` table) make the attributes pass-throughs. So does the environment
 //! variable `RESILIENCE_DISABLE`: `all`, or a comma list of kinds, read at the
 //! first use of any attribute.
 
