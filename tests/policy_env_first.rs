@@ -41,7 +41,7 @@ async fn a_load_before_any_call_keeps_the_kill_switch() {
     assert!(
         unknown[0]
             .field("message")
-            .contains("all, timeout, retry, breaker, device and monitor"),
+            .contains("all, timeout, retry, breaker, device, monitor, rate_limit and bulkhead"),
         "{unknown:?}"
     );
 

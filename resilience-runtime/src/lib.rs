@@ -177,19 +177,8 @@ pub use resilience_macros::circuit_breaker;
 /// ```
 /// use resilience_runtime::{rate_limit, RateLimitedError};
 ///
-/// #[derive(Debug)]
-/// enum ApiError {
-///     Limited(RateLimitedError),
-/// }
-///
-/// impl From<RateLimitedError> for ApiError {
-///     fn from(error: RateLimitedError) -> Self {
-///         ApiError::Limited(error)
-///     }
-/// }
-///
 /// #[rate_limit(per_second = 50, burst = 10, max_wait = "100ms", key = user)]
-/// async fn search(user: &str, query: &str) -> Result<usize, ApiError> {
+/// async fn search(user: &str, query: &str) -> Result<usize, RateLimitedError> {
 ///     Ok(user.len() + query.len())
 /// }
 ///

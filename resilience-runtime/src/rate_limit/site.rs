@@ -101,31 +101,41 @@ impl Gcra {
         }
     }
 
+    /// Takes a permit now, for `key` if given; a keyed limiter sweeps its
+    /// idle keys first when a sweep is due.
     #[inline]
     fn check(&self, key: Option<u64>, max_keys: usize) -> Result<(), NotUntil<Nanos>> {
         let Some(key) = key else {
             return self.direct.check();
         };
-        let (keyed, sweep) = self.keyed.get_or_init(|| {
-            let sweep = Arc::new(Sweep::default());
-            let keys = Keys::new(max_keys, sweep.clone());
-            (
-                RateLimiter::new(self.settings.quota(), keys, MonitorClock),
-                sweep,
-            )
-        });
+        let (keyed, sweep) = self.keyed(max_keys);
         if sweep.due() {
             keyed.retain_recent();
         }
         keyed.check_key(&key)
     }
 
+    fn keyed(&self, max_keys: usize) -> &(Keyed, Arc<Sweep>) {
+        self.keyed.get_or_init(|| {
+            let sweep = Arc::new(Sweep::default());
+            let keys = Keys::new(max_keys, sweep.clone());
+            (
+                RateLimiter::new(self.settings.quota(), keys, MonitorClock),
+                sweep,
+            )
+        })
+    }
+
     /// Takes the permit that comes at `at`, if it is still free then: the
-    /// check GCRA would make at that instant, made now.
+    /// check GCRA would make at that instant, made now. No sweep: it would
+    /// judge keys idle as of `at`.
     #[cold]
     fn reserve(&self, key: Option<u64>, max_keys: usize, at: Nanos) -> Result<(), NotUntil<Nanos>> {
         AS_OF.set(at.as_u64().max(1));
-        let reserved = self.check(key, max_keys);
+        let reserved = match key {
+            None => self.direct.check(),
+            Some(key) => self.keyed(max_keys).0.check_key(&key),
+        };
         AS_OF.set(0);
         reserved
     }
