@@ -6,6 +6,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::Ident;
 
+use super::compose::Gate;
 use super::{duration, option, output_span, private_ident};
 use crate::args::{BulkheadArgs, RateLimitArgs};
 use crate::item::FnItem;
@@ -94,9 +95,9 @@ pub(super) fn rate_limit(
     args: &RateLimitArgs,
     item: &FnItem,
     inner: TokenStream,
-    site: &Ident,
-    retrier: Option<&Ident>,
+    gate: &Gate<'_>,
 ) -> TokenStream {
+    let Gate { site, retrier, .. } = *gate;
     let key = match &args.key {
         Some(_) => {
             let var = key_var(site);
@@ -112,7 +113,7 @@ pub(super) fn rate_limit(
     admitted(
         quote!(#site.admit(#key)),
         inner,
-        site,
+        gate,
         &rejected,
         quote!(#tell_retrier #convert),
     )
@@ -120,23 +121,27 @@ pub(super) fn rate_limit(
 
 /// `inner` (an expression of the function's output) run once the bulkhead
 /// of `site` has a place for it.
-pub(super) fn bulkhead(item: &FnItem, inner: TokenStream, site: &Ident) -> TokenStream {
+pub(super) fn bulkhead(item: &FnItem, inner: TokenStream, gate: &Gate<'_>) -> TokenStream {
+    let site = gate.site;
     let rejected = private_ident("__resilience_rejected");
     let convert = quote_spanned!(output_span(&item.sig)=>
         ::resilience_runtime::__private::admit::FromBulkheadFull::from_bulkhead_full(#rejected)
     );
-    admitted(quote!(#site.enter()), inner, site, &rejected, convert)
+    admitted(quote!(#site.enter()), inner, gate, &rejected, convert)
 }
 
 /// `inner` run when `admission` (a future of a `Result`) admits it, its
-/// outcome counted by `site`; `reject` is the output when it does not.
+/// outcome counted by the gate's site; `reject` is the output when it does
+/// not.
 fn admitted(
     admission: TokenStream,
     inner: TokenStream,
-    site: &Ident,
+    gate: &Gate<'_>,
     rejected: &Ident,
     reject: TokenStream,
 ) -> TokenStream {
+    let site = gate.site;
+    let (rejecting, running) = (gate.ran(false), gate.ran(true));
     let private = quote!(::resilience_runtime::__private);
     let admitted = private_ident("__resilience_admitted");
     let output = private_ident("__resilience_output");
@@ -145,8 +150,12 @@ fn admitted(
     // a wrong one gets.
     quote! {
         match #admission.await {
-            ::core::result::Result::Err(#rejected) => { #reject }
+            ::core::result::Result::Err(#rejected) => {
+                #rejecting
+                #reject
+            }
             ::core::result::Result::Ok(#admitted) => {
+                #running
                 let #output = #inner;
                 let #failed = {
                     #[allow(unused_imports)]

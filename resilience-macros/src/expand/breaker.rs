@@ -5,6 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::Ident;
 
+use super::compose::Gate;
 use super::{duration, option, output_span, private_ident};
 use crate::args::BreakerArgs;
 use crate::item::FnItem;
@@ -46,12 +47,9 @@ pub(super) fn site(args: &BreakerArgs, function: &Ident) -> TokenStream {
 /// of the site `site` admits it. Under a `#[retry]` layer, a rejection is
 /// also told to the call's `retrier`, which does not wait out a backoff for a
 /// call it knows will be rejected.
-pub(super) fn wrap(
-    item: &FnItem,
-    inner: TokenStream,
-    site: &Ident,
-    retrier: Option<&Ident>,
-) -> TokenStream {
+pub(super) fn wrap(item: &FnItem, inner: TokenStream, gate: &Gate<'_>) -> TokenStream {
+    let Gate { site, retrier, .. } = *gate;
+    let (rejecting, running) = (gate.ran(false), gate.ran(true));
     let private = quote!(::resilience_runtime::__private::breaker);
     let permit = private_ident("__resilience_permit");
     let output = private_ident("__resilience_output");
@@ -67,9 +65,11 @@ pub(super) fn wrap(
         match #site.admit() {
             ::core::result::Result::Err(#rejected) => {
                 #tell_retrier
+                #rejecting
                 #reject
             }
             ::core::result::Result::Ok(#permit) => {
+                #running
                 let #output = #inner;
                 #site.finish(#permit, #private::Outcome::is_failure(&#output));
                 #output

@@ -63,7 +63,9 @@ pub(crate) fn safe_mps_op(args: TokenStream, item: TokenStream) -> syn::Result<T
     )
 }
 
-/// One of this crate's attributes on a function.
+/// One of this crate's attributes on a function. Parsed once per attribute
+/// at compile time: the size of its variants does not matter.
+#[cfg_attr(feature = "tch", allow(clippy::large_enum_variant))]
 enum Attr {
     Layer(Layer),
     #[cfg(feature = "tch")]
@@ -192,25 +194,58 @@ impl Layer {
         quote!(::resilience_runtime::__private::LayerSite::#kind(&#site))
     }
 
+    /// Whether it may reject a call without running it.
+    fn rejects(&self) -> bool {
+        matches!(
+            self,
+            Layer::Breaker(_) | Layer::RateLimit(_) | Layer::Bulkhead(_)
+        )
+    }
+
     /// `inner` wrapped in this layer, whose settings are in `site`; the
-    /// call's retrier is `retrier` when a `#[retry]` layer is outside it.
+    /// call's retrier is `retrier` when a `#[retry]` layer is outside it,
+    /// and a layer that rejects says whether it ran the call in `ran` (see
+    /// [`measured`]).
     fn wrap(
         &self,
         item: &FnItem,
         inner: Inner,
         site: &Ident,
         retrier: Option<&Ident>,
+        ran: Option<&Ident>,
     ) -> TokenStream {
+        let gate = Gate { site, retrier, ran };
         match self {
             Layer::Timeout(args) => timeout::wrap(args, item, inner.into_future(), site),
             Layer::Retry(args) => super::retry::wrap(args, item, inner.into_expr(), site),
-            Layer::Breaker(_) => breaker::wrap(item, inner.into_expr(), site, retrier),
-            Layer::RateLimit(args) => {
-                admit::rate_limit(args, item, inner.into_expr(), site, retrier)
-            }
-            Layer::Bulkhead(_) => admit::bulkhead(item, inner.into_expr(), site),
+            Layer::Breaker(_) => breaker::wrap(item, inner.into_expr(), &gate),
+            Layer::RateLimit(args) => admit::rate_limit(args, item, inner.into_expr(), &gate),
+            Layer::Bulkhead(_) => admit::bulkhead(item, inner.into_expr(), &gate),
             Layer::Monitor(_) => super::monitor::wrap(inner.into_expr(), site),
         }
+    }
+}
+
+/// What a layer that may reject a call is given: its site, the call's
+/// retrier if a `#[retry]` is outside it, and the flag that says whether
+/// the call ran (see [`measured`]).
+pub(super) struct Gate<'a> {
+    pub(super) site: &'a Ident,
+    pub(super) retrier: Option<&'a Ident>,
+    pub(super) ran: Option<&'a Ident>,
+}
+
+impl Gate<'_> {
+    /// The statement that records whether the call ran past this layer.
+    pub(super) fn ran(&self, ran: bool) -> Option<TokenStream> {
+        self.ran.map(|flag| {
+            quote! {
+                #[allow(unused_assignments)]
+                {
+                    #flag = #ran;
+                }
+            }
+        })
     }
 }
 
@@ -430,7 +465,7 @@ fn with_device(
     let stmts = device.rebind(item).wrap(item, Some(stmts), &device_site);
     let body = if outer.is_empty() {
         // No `all_off` return to skip the record: the start asks.
-        measured(&function, stmts, true)
+        measured(&function, stmts, true, None)
     } else {
         layered(&outer, &outer_sites, item, stmts, &function, sync, true)
     };
@@ -446,8 +481,15 @@ fn with_device(
 
 /// `body` (statements that end in the function's output), recorded as one
 /// call of `function` in the monitor and the metrics when it completes: a
-/// block expression.
-fn measured(function: &Ident, body: TokenStream, unless_off: bool) -> TokenStream {
+/// block expression. With `ran`, a flag the layers that may reject a call
+/// set, a call they rejected without running it is not recorded: it says
+/// nothing of the function's latency (which adaptive timeouts learn from).
+fn measured(
+    function: &Ident,
+    body: TokenStream,
+    unless_off: bool,
+    ran: Option<&Ident>,
+) -> TokenStream {
     let private = quote!(::resilience_runtime::__private);
     let start = private_ident("__resilience_start");
     let output = private_ident("__resilience_output");
@@ -456,10 +498,21 @@ fn measured(function: &Ident, body: TokenStream, unless_off: bool) -> TokenStrea
     } else {
         quote!(#private::Start::now())
     };
+    let (declare, check) = match ran {
+        Some(ran) => (
+            quote! {
+                #[allow(unused_mut, unused_assignments)]
+                let mut #ran = true;
+            },
+            quote!(#ran),
+        ),
+        None => (TokenStream::new(), quote!(true)),
+    };
     quote! {{
+        #declare
         let #start = #now;
         let #output = { #body };
-        {
+        if #check {
             #[allow(unused_imports)]
             use #private::{PlainOutcome as _, ResultOutcome as _};
             #function.finish(#start, (&&#private::Outcome(&#output)).failed());
@@ -530,6 +583,8 @@ fn layered(
         )
     };
     let retrier = super::retry::retrier();
+    let ran =
+        (measure && layers.iter().any(Layer::rejects)).then(|| private_ident("__resilience_ran"));
     let (innermost, direct) = if sync {
         (Inner::Expr(call.clone()), call)
     } else {
@@ -542,11 +597,11 @@ fn layered(
         .rev()
         .fold(innermost, |inner, (i, (layer, site))| {
             let retried = layers[..i].iter().any(|l| matches!(l, Layer::Retry(_)));
-            Inner::Expr(layer.wrap(item, inner, site, retried.then_some(&retrier)))
+            Inner::Expr(layer.wrap(item, inner, site, retried.then_some(&retrier), ran.as_ref()))
         })
         .into_expr();
     let layered = if measure {
-        measured(function, layered, false)
+        measured(function, layered, false, ran.as_ref())
     } else {
         layered
     };

@@ -5,7 +5,8 @@
 //! timed-out call counts the time it ran, up to its deadline), since
 //! percentiles of successes alone are biased low exactly when a dependency
 //! degrades. A call dropped before it completes records nothing, nor does
-//! one whose attributes the kill switch turned off. Timing costs two reads of
+//! one whose attributes the kill switch turned off, nor one a circuit
+//! breaker, rate limiter or bulkhead rejected without running it. Timing costs two reads of
 //! the CPU's time-stamp counter per call; the kill switch's `monitor` kind
 //! (`RESILIENCE_DISABLE=monitor`, or `disabled_kinds` in a policy file)
 //! turns the monitor off, and `#[monitor]` with it.
