@@ -125,10 +125,6 @@ impl FnItem {
         }
     }
 
-    /// The type a caller finally receives: the declared return type, or the
-    /// `Output` of the boxed future of an `#[async_trait]` method.
-    /// Whether the function is a method: it has a receiver, or names `Self`
-    /// in its signature, so its body may name `Self`.
     /// The names the function's arguments bind (not `self`).
     pub(crate) fn argument_names(&self) -> Vec<syn::Ident> {
         let mut names = Vec::new();
@@ -140,6 +136,8 @@ impl FnItem {
         names.into_iter().map(|(name, _)| name).collect()
     }
 
+    /// Whether the function is a method: it has a receiver, or names `Self`
+    /// in its signature, so its body may name `Self`.
     pub(crate) fn is_method(&self) -> bool {
         fn names_self(tokens: TokenStream) -> bool {
             tokens.into_iter().any(|token| match token {
@@ -152,6 +150,8 @@ impl FnItem {
         sig.receiver().is_some() || names_self(quote::quote!(#sig))
     }
 
+    /// The type a caller finally receives: the declared return type, or the
+    /// `Output` of the boxed future of an `#[async_trait]` method.
     pub(crate) fn output_type(&self) -> Option<&Type> {
         let ReturnType::Type(_, ty) = &self.sig.output else {
             return None;

@@ -169,12 +169,13 @@ pub(crate) fn transition(breaker: &'static str, from: State, to: State) {
     breaker_state(breaker, to);
 }
 
-/// `resilience_watchdog_events_total{function, kind}`.
-/// The limit an adaptive timeout has learned.
+/// `resilience_timeout_limit_seconds{function}`: the limit an adaptive
+/// timeout's calls get.
 pub(crate) fn timeout_limit(function: &'static str, limit: std::time::Duration) {
     metrics::gauge!(TIMEOUT_LIMIT, "function" => function).set(limit.as_secs_f64());
 }
 
+/// `resilience_watchdog_events_total{function, kind}`.
 pub(crate) fn watchdog_event(function: &'static str, kind: &'static str) {
     metrics::counter!(WATCHDOG_EVENTS, "function" => function, "kind" => kind).increment(1);
 }

@@ -18,4 +18,10 @@ async fn fill() -> Result<(), TimeoutError> {
     Ok(())
 }
 
+// A floor of zero.
+#[timeout_async(ms = 200, adaptive(floor = "0ms"))]
+async fn cancel() -> Result<(), TimeoutError> {
+    Ok(())
+}
+
 fn main() {}

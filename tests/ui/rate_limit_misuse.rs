@@ -40,4 +40,10 @@ fn sync() -> Result<(), RateLimitedError> {
     Ok(())
 }
 
+// A burst that would take millennia to refill.
+#[rate_limit(per_minute = 1, burst = 4000000000)]
+async fn archive() -> Result<(), RateLimitedError> {
+    Ok(())
+}
+
 fn main() {}

@@ -158,6 +158,13 @@ impl RateLimitArgs {
         };
         args.interval = interval.max(Duration::from_nanos(1));
         args.burst = burst.unwrap_or(count);
+        if args.interval.as_nanos() * u128::from(args.burst) > u128::from(u64::MAX / 2) {
+            let span = rate.map_or_else(Span::call_site, |(_, span)| span);
+            return Err(Error::new(
+                span,
+                "this quota takes more than 292 years to refill its burst; give a faster rate or a smaller burst",
+            ));
+        }
         if let Some((n, _)) = max_keys {
             args.max_keys = n;
         }

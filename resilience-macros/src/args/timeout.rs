@@ -160,7 +160,9 @@ impl Builder {
                     .map(|r| args.learning_rate = r),
                 "min_calls" => super::count(value, 1, u32::MAX, "expected a number of calls, at least 1, such as `min_calls = 20`")
                     .map(|n| args.min_calls = n),
-                "floor" => duration::text_arg(value, "`\"20ms\"`").map(|d| floor = Some((value.span(), d))),
+                "floor" => duration::text_arg(value, "`\"20ms\"`")
+                    .and_then(|d| in_range(value, d, !d.is_zero(), "a floor of zero lets the limit fall to nothing; give a duration greater than zero, such as `floor = \"20ms\"`"))
+                    .map(|d| floor = Some((value.span(), d))),
                 other => Err(Error::new_spanned(
                     &assign.left,
                     format!("unknown argument `{other}` of `adaptive(...)`; {ADAPTIVE}"),
@@ -261,7 +263,7 @@ fn number(value: &Expr, message: &str) -> syn::Result<f64> {
     Err(Error::new_spanned(value, message))
 }
 
-fn in_range(value: &Expr, number: f64, ok: bool, message: &str) -> syn::Result<f64> {
+fn in_range<T>(value: &Expr, number: T, ok: bool, message: &str) -> syn::Result<T> {
     if ok {
         Ok(number)
     } else {

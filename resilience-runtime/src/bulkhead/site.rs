@@ -177,11 +177,11 @@ impl BulkheadSite {
             return Box::leak(Box::new(Bulkhead::new(self.function.path(), self.config)));
         };
         let (bulkhead, _) = SHARED.get_or_make(name, || Bulkhead::new(name, self.config));
-        if bulkhead.config != self.config {
+        if bulkhead.config.max_concurrent != self.config.max_concurrent {
             tracing::warn!(
                 bulkhead = name,
                 function = self.function.path(),
-                "functions sharing this bulkhead give it different settings; those of the first one (or of the policy file) apply"
+                "functions sharing this bulkhead give it different places; those of the first one (or of the policy file) apply"
             );
         }
         bulkhead
@@ -206,7 +206,7 @@ impl BulkheadSite {
     pub fn enter(&'static self) -> Admission<Entered, BulkheadFullError> {
         let bulkhead = self.bulkhead();
         let settings = if at_defaults() {
-            bulkhead.config
+            self.written(bulkhead)
         } else {
             match self.settings_by_policy(bulkhead) {
                 Some(settings) => settings,
@@ -282,9 +282,19 @@ impl BulkheadSite {
     pub(crate) fn settings_in_force(&self) -> Option<Settings> {
         let bulkhead = self.bulkhead();
         if at_defaults() {
-            Some(bulkhead.config)
+            Some(self.written(bulkhead))
         } else {
             self.settings_by_policy(bulkhead)
+        }
+    }
+
+    /// The bulkhead's places (shared by name) with this site's own wait:
+    /// how long a caller waits is the caller's.
+    #[inline]
+    fn written(&self, bulkhead: &Bulkhead) -> Settings {
+        Settings {
+            max_wait: self.config.max_wait,
+            ..bulkhead.config
         }
     }
 
@@ -293,7 +303,7 @@ impl BulkheadSite {
         if kind_off(Kind::Bulkhead) {
             return None;
         }
-        let base = bulkhead.config;
+        let base = self.written(bulkhead);
         match gate(Kind::Bulkhead, &self.keys(), |e| {
             let entry = e.bulkhead.unwrap_or_default();
             (entry.enabled, entry)

@@ -66,7 +66,9 @@ impl Adaptive {
     /// the percentile, under `ceiling`.
     pub(crate) fn next(&self, current: Duration, p: Duration, ceiling: Duration) -> Duration {
         let floor = self.floor.min(ceiling);
-        let target = p.mul_f64(self.multiplier).clamp(floor, ceiling);
+        let target = Duration::try_from_secs_f64(p.as_secs_f64() * self.multiplier)
+            .unwrap_or(ceiling)
+            .clamp(floor, ceiling);
         let next = if target >= current {
             target
         } else {

@@ -106,13 +106,19 @@ impl TimeoutSite {
     /// The written limit, or the learned one of an adaptive timeout.
     #[inline(always)]
     fn written_or_learned(&self) -> Duration {
-        if self.adaptive.is_none() {
+        let Some(adaptive) = &self.adaptive else {
             return self.limit;
-        }
+        };
         match self.learned.load(Relaxed) {
             0 => self.limit,
-            nanos => Duration::from_nanos(nanos),
+            // Learned under a policy's lower floor, it may be below this one.
+            nanos => Duration::from_nanos(nanos).max(adaptive.floor.min(self.limit)),
         }
+    }
+
+    /// Whether its limit adapts (`adaptive(...)`).
+    pub(crate) fn is_adaptive(&self) -> bool {
+        self.adaptive.is_some()
     }
 
     #[cold]
@@ -153,9 +159,21 @@ impl TimeoutSite {
     }
 
     /// The function's window moved: an adaptive limit follows its latency,
-    /// unless learning is paused (see [`adaptive`](super::adaptive)).
+    /// unless learning is paused (see [`adaptive`](super::adaptive)), and
+    /// `resilience_timeout_limit_seconds` follows the limit in force.
     #[cold]
     pub(crate) fn learn(&self, monitor: &crate::monitor::Site) {
+        if self.adaptive.is_none() {
+            return;
+        }
+        self.relearn(monitor);
+        #[cfg(feature = "metrics")]
+        if let Some(limit) = self.limit_in_force() {
+            crate::telemetry::timeout_limit(self.function.label(), limit);
+        }
+    }
+
+    fn relearn(&self, monitor: &crate::monitor::Site) {
         let Some(adaptive) = (if at_defaults() {
             self.adaptive
         } else {
@@ -183,8 +201,6 @@ impl TimeoutSite {
             Relaxed,
         );
         let function = self.function.path();
-        #[cfg(feature = "metrics")]
-        crate::telemetry::timeout_limit(self.function.label(), next);
         if next.abs_diff(current).as_secs_f64() > 0.1 * current.as_secs_f64() {
             tracing::debug!(
                 function,

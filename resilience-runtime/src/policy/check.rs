@@ -27,6 +27,16 @@ pub(super) fn check(path: &Path, policy: &PolicyFile) {
             );
             continue;
         }
+        let adaptive =
+            |layer: &LayerSite| matches!(layer, LayerSite::Timeout(site) if site.is_adaptive());
+        if entry.adaptive.is_some() && !layers.iter().any(adaptive) {
+            tracing::warn!(
+                file = %path.display(),
+                key = key.as_str(),
+                setting = "adaptive",
+                "no function by this key has an adaptive timeout (`#[timeout_async(…, adaptive(…))]`); it changes nothing"
+            );
+        }
         for (kind, table) in tables(entry) {
             if !layers.iter().any(|layer| layer.kind() == kind) {
                 tracing::warn!(
@@ -82,7 +92,6 @@ fn tables(entry: &Entry) -> impl Iterator<Item = (Kind, &'static str)> {
         entry.monitor.map(|_| (Kind::Monitor, "monitor")),
         entry.rate_limit.map(|_| (Kind::RateLimit, "rate_limit")),
         entry.bulkhead.map(|_| (Kind::Bulkhead, "bulkhead")),
-        entry.adaptive.map(|_| (Kind::Timeout, "adaptive")),
     ]
     .into_iter()
     .flatten()

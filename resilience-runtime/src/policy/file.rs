@@ -158,10 +158,7 @@ or_fields!(
 );
 or_fields!(RateLimitEntry {
     enabled,
-    per_second,
-    per_minute,
-    per,
-    max,
+    rate,
     burst,
     max_wait
 });
@@ -251,27 +248,22 @@ pub(crate) struct MonitorEntry {
 /// `[rate_limit]`: a quota of `per_second`, `per_minute`, or `max` calls
 /// `per` duration, with a `burst`, and how long a call may wait.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(deny_unknown_fields, try_from = "RawRateLimit")]
+#[serde(try_from = "RawRateLimit")]
 pub(crate) struct RateLimitEntry {
     pub(crate) enabled: Option<bool>,
-    pub(crate) per_second: Option<Attempts>,
-    pub(crate) per_minute: Option<Attempts>,
-    pub(crate) per: Option<Limit>,
-    pub(crate) max: Option<Attempts>,
+    /// The rate, however the table writes it: entries merge it as one
+    /// field, so that a `per_minute` of one key and a `per_second` of
+    /// another never mix.
+    pub(crate) rate: Option<RateEntry>,
     pub(crate) burst: Option<Attempts>,
     pub(crate) max_wait: Option<Delay>,
 }
 
-impl RateLimitEntry {
-    /// How often a permit comes back, when the entry sets a rate.
-    pub(crate) fn interval(&self) -> Option<Duration> {
-        match (self.per_second, self.per_minute, self.per, self.max) {
-            (Some(n), ..) => Some(Duration::from_secs(1) / n.0),
-            (_, Some(n), ..) => Some(Duration::from_secs(60) / n.0),
-            (_, _, Some(per), Some(max)) => Some(per.0 / max.0),
-            _ => None,
-        }
-    }
+/// A rate: one permit back every `interval`, `count` of them a period.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct RateEntry {
+    pub(crate) interval: Duration,
+    pub(crate) count: u32,
 }
 
 #[derive(Deserialize)]
@@ -290,29 +282,34 @@ impl TryFrom<RawRateLimit> for RateLimitEntry {
     type Error = String;
 
     fn try_from(raw: RawRateLimit) -> Result<Self, String> {
-        let rates = [
-            raw.per_second.is_some(),
-            raw.per_minute.is_some(),
-            raw.per.is_some(),
-        ];
-        if rates.into_iter().filter(|&given| given).count() > 1 {
-            return Err(
-                "a rate limit takes one rate: `per_second`, `per_minute`, or `per` with `max`"
-                    .into(),
-            );
-        }
-        if raw.per.is_some() != raw.max.is_some() {
-            return Err(
-                "`per` and `max` go together: `per = \"250ms\"`, `max = 5` is 5 calls per 250 ms"
-                    .into(),
-            );
+        let rate = |period: Duration, count: Attempts| RateEntry {
+            interval: period / count.0,
+            count: count.0,
+        };
+        let rate = match (raw.per_second, raw.per_minute, raw.per, raw.max) {
+            (None, None, None, None) => None,
+            (Some(n), None, None, None) => Some(rate(Duration::from_secs(1), n)),
+            (None, Some(n), None, None) => Some(rate(Duration::from_secs(60), n)),
+            (None, None, Some(per), Some(max)) => Some(rate(per.0, max)),
+            (None, None, Some(_), None) | (None, None, None, Some(_)) => {
+                return Err("`per` and `max` go together: `per = \"250ms\"`, `max = 5` is 5 calls per 250 ms".into());
+            }
+            _ => {
+                return Err(
+                    "a rate limit takes one rate: `per_second`, `per_minute`, or `per` with `max`"
+                        .into(),
+                );
+            }
+        };
+        if let Some(rate) = rate {
+            let burst = raw.burst.map_or(rate.count, |b| b.0);
+            if rate.interval.as_nanos() * u128::from(burst) > u128::from(u64::MAX / 2) {
+                return Err("this quota takes more than 292 years to refill its burst; give a faster rate or a smaller burst".into());
+            }
         }
         Ok(Self {
             enabled: raw.enabled,
-            per_second: raw.per_second,
-            per_minute: raw.per_minute,
-            per: raw.per,
-            max: raw.max,
+            rate,
             burst: raw.burst,
             max_wait: raw.max_wait,
         })
@@ -336,9 +333,9 @@ pub(crate) struct AdaptiveEntry {
     pub(crate) enabled: Option<bool>,
     pub(crate) percentile: Option<Percentile>,
     pub(crate) floor: Option<Limit>,
-    pub(crate) multiplier: Option<Factor>,
+    pub(crate) multiplier: Option<Multiplier>,
     pub(crate) min_calls: Option<Attempts>,
-    pub(crate) learning_rate: Option<Rate>,
+    pub(crate) learning_rate: Option<LearningRate>,
 }
 
 /// `escalate = { after = 5, within = "1m" }`: the `after`-th failure within
@@ -463,6 +460,20 @@ checked!(Percentile(f64), f64, |p| if p > 0.0 && p < 100.0 {
 } else {
     Err(format!(
         "expected a percentile above 0 and below 100, such as 95 or 99.9, found {p}"
+    ))
+});
+checked!(Multiplier(f64), f64, |m| if m.is_finite() && m >= 1.0 {
+    Ok(m)
+} else {
+    Err(format!(
+        "expected a multiplier of at least 1.0, such as 1.5, found {m}"
+    ))
+});
+checked!(LearningRate(f64), f64, |r| if r > 0.0 && r <= 1.0 {
+    Ok(r)
+} else {
+    Err(format!(
+        "expected a learning rate above 0.0 and at most 1.0, found {r}"
     ))
 });
 checked!(

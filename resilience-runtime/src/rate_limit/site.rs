@@ -2,6 +2,7 @@
 //! under the quota the policy in force sets.
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -73,11 +74,17 @@ impl Settings {
         }
     }
 
+    /// governor's quota: the interval from 1 ns to 292 years, and a burst
+    /// that refills within that (governor's arithmetic is in 64-bit
+    /// nanoseconds; attributes and policy files reject more, this keeps any
+    /// merge of them in range).
     fn quota(&self) -> Quota {
-        let interval = self.interval.max(Duration::from_nanos(1));
-        Quota::with_period(interval)
+        const MOST: u64 = u64::MAX / 2;
+        let nanos = u64::try_from(self.interval.as_nanos()).map_or(MOST, |n| n.clamp(1, MOST));
+        let burst = u32::try_from(MOST / nanos).map_or(self.burst, |most| self.burst.min(most));
+        Quota::with_period(Duration::from_nanos(nanos))
             .expect("a period above zero")
-            .allow_burst(NonZeroU32::new(self.burst).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
     }
 
     fn same_quota(&self, other: &Self) -> bool {
@@ -131,61 +138,90 @@ impl Gcra {
     /// judge keys idle as of `at`.
     #[cold]
     fn reserve(&self, key: Option<u64>, max_keys: usize, at: Nanos) -> Result<(), NotUntil<Nanos>> {
-        AS_OF.set(at.as_u64().max(1));
-        let reserved = match key {
+        /// Puts the clock back however the check ends.
+        struct Restore(u64);
+
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                AS_OF.set(self.0);
+            }
+        }
+
+        let _restore = Restore(AS_OF.replace(at.as_u64().max(1)));
+        match key {
             None => self.direct.check(),
             Some(key) => self.keyed(max_keys).0.check_key(&key),
-        };
-        AS_OF.set(0);
-        reserved
+        }
     }
 }
 
+/// Quotas a limiter keeps: the written one, and those policy files put in
+/// force since.
+const QUOTAS: usize = 8;
+
 /// One rate limiter: the quota it was made with, and those a policy file
 /// put in force since (kept, so that a policy that goes back to one finds
-/// its state).
+/// its state, and at most [`QUOTAS`]).
 pub(crate) struct Limiter {
     name: &'static str,
     /// The settings of the site that made it.
     config: Settings,
     max_keys: usize,
-    first: Gcra,
-    others: Mutex<Vec<&'static Gcra>>,
+    quotas: [OnceLock<Gcra>; QUOTAS],
+    /// The quota in force: an index into `quotas`.
+    current: AtomicUsize,
+    switching: Mutex<()>,
 }
 
 impl Limiter {
     fn new(name: &'static str, config: Settings, max_keys: usize) -> Self {
+        let quotas: [OnceLock<Gcra>; QUOTAS] = Default::default();
+        let _ = quotas[0].set(Gcra::new(config));
         Self {
             name,
             config,
             max_keys,
-            first: Gcra::new(config),
-            others: Mutex::new(Vec::new()),
+            quotas,
+            current: AtomicUsize::new(0),
+            switching: Mutex::new(()),
         }
     }
 
-    /// The limiter of `settings`' quota.
+    /// The limiter of `settings`' quota: one relaxed load when it is the
+    /// one in force.
     #[inline]
     fn gcra(&'static self, settings: &Settings) -> &'static Gcra {
-        if self.first.settings.same_quota(settings) {
-            &self.first
-        } else {
-            self.other(settings)
+        match self.quotas[self.current.load(Relaxed)].get() {
+            Some(gcra) if gcra.settings.same_quota(settings) => gcra,
+            _ => self.switch(settings),
         }
     }
 
-    /// The limiter of a quota a policy file sets.
+    /// Puts the quota of `settings` in force for the calls that start now.
     #[cold]
-    fn other(&self, settings: &Settings) -> &'static Gcra {
-        let mut others = self.others.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(gcra) = others
-            .iter()
-            .find(|gcra| gcra.settings.same_quota(settings))
-        {
-            return gcra;
-        }
-        let gcra: &'static Gcra = Box::leak(Box::new(Gcra::new(*settings)));
-        others.push(gcra);
+    fn switch(&'static self, settings: &Settings) -> &'static Gcra {
+        let _switching = self
+            .switching
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let found = self.quotas.iter().position(|slot| {
+            slot.get()
+                .is_none_or(|gcra| gcra.settings.same_quota(settings))
+        });
+        let Some(index) = found else {
+            let current = self.current.load(Relaxed);
+            tracing::warn!(
+                limiter = self.name,
+                quotas = QUOTAS,
+                "a rate limiter keeps its written quota and {} more; this one is not put in force, the quota in force stays",
+                QUOTAS - 1
+            );
+            return self.quotas[current]
+                .get()
+                .expect("the quota in force exists");
+        };
+        let gcra = self.quotas[index].get_or_init(|| Gcra::new(*settings));
+        self.current.store(index, Relaxed);
         gcra
     }
 }
@@ -238,7 +274,7 @@ impl RateLimitSite {
         };
         let (limiter, _) =
             SHARED.get_or_make(name, || Limiter::new(name, self.config, self.max_keys));
-        if limiter.config != self.config {
+        if !limiter.config.same_quota(&self.config) || limiter.max_keys != self.max_keys {
             tracing::warn!(
                 limiter = name,
                 function = self.function.path(),
@@ -268,7 +304,7 @@ impl RateLimitSite {
     pub fn admit(&'static self, key: Option<u64>) -> Admission<Admitted, RateLimitedError> {
         let limiter = self.limiter();
         let settings = if at_defaults() {
-            limiter.config
+            self.written(limiter)
         } else {
             match self.settings_by_policy(limiter) {
                 Some(settings) => settings,
@@ -295,11 +331,11 @@ impl RateLimitSite {
     ) -> Admission<Admitted, RateLimitedError> {
         let now = MonitorClock.now();
         let budget = crate::deadline::remaining();
-        let allowed = budget.map_or(max_wait, |left| left.min(max_wait));
         let mut at = not_until.earliest_possible();
         let wait = loop {
             let wait = Duration::from_nanos(at.as_u64().saturating_sub(now.as_u64()));
-            if wait > allowed {
+            // A permit that comes as the budget ends comes too late.
+            if wait > max_wait || budget.is_some_and(|left| wait >= left) {
                 return Admission::now(Err(self.reject(limiter, wait)));
             }
             match gcra.reserve(key, limiter.max_keys, at) {
@@ -348,9 +384,19 @@ impl RateLimitSite {
     pub(crate) fn settings_in_force(&self) -> Option<Settings> {
         let limiter = self.limiter();
         if at_defaults() {
-            Some(limiter.config)
+            Some(self.written(limiter))
         } else {
             self.settings_by_policy(limiter)
+        }
+    }
+
+    /// The limiter's quota (shared by name) with this site's own wait: how
+    /// long a caller waits is the caller's.
+    #[inline]
+    fn written(&self, limiter: &Limiter) -> Settings {
+        Settings {
+            max_wait: self.config.max_wait,
+            ..limiter.config
         }
     }
 
@@ -359,16 +405,21 @@ impl RateLimitSite {
         if kind_off(Kind::RateLimit) {
             return None;
         }
-        let base = limiter.config;
+        let base = self.written(limiter);
         match gate(Kind::RateLimit, &self.keys(), |e| {
             let entry = e.rate_limit.unwrap_or_default();
             (entry.enabled, entry)
         }) {
             Gate::Defaults => Some(base),
             Gate::Off => None,
+            // A rate without a burst bursts its count, as in the attribute.
             Gate::Override(entry) => Some(Settings {
-                interval: entry.interval().unwrap_or(base.interval),
-                burst: entry.burst.map_or(base.burst, |b| b.0),
+                interval: entry.rate.map_or(base.interval, |rate| rate.interval),
+                burst: entry
+                    .burst
+                    .map(|burst| burst.0)
+                    .or(entry.rate.map(|rate| rate.count))
+                    .unwrap_or(base.burst),
                 max_wait: entry.max_wait.map_or(base.max_wait, |d| d.0),
             }),
         }
