@@ -87,9 +87,9 @@ impl LayerSite {
         match self {
             LayerSite::Timeout(site) => site.keys(),
             LayerSite::Retry(site) => site.keys(),
-            LayerSite::Breaker(site) => site.keys(),
-            LayerSite::RateLimit(site) => site.keys(),
-            LayerSite::Bulkhead(site) => site.keys(),
+            LayerSite::Breaker(site) => site.owner.keys(),
+            LayerSite::RateLimit(site) => site.owner.keys(),
+            LayerSite::Bulkhead(site) => site.owner.keys(),
             #[cfg(feature = "tch")]
             LayerSite::Device(site) => site.keys(),
             LayerSite::Monitor(site) => site.keys(),

@@ -138,18 +138,18 @@ impl LayerSite {
                     name: breaker.name(),
                     state: breaker.state(),
                     settings: site.config_in_force(),
-                    policy: site.policy,
+                    policy: site.owner.policy,
                 }
             }
             LayerSite::RateLimit(site) => Layer::RateLimit {
-                name: site.limiter_name(),
+                name: site.owner.name(),
                 settings: site.settings_in_force(),
-                policy: site.policy,
+                policy: site.owner.policy,
             },
             LayerSite::Bulkhead(site) => Layer::Bulkhead {
-                name: site.bulkhead_name(),
+                name: site.owner.name(),
                 settings: site.settings_in_force(),
-                policy: site.policy,
+                policy: site.owner.policy,
             },
             #[cfg(feature = "tch")]
             LayerSite::Device(site) => Layer::Device {

@@ -6,6 +6,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::CircuitOpenError;
 use super::state::{Breaker, Name, Permit, Settings};
+use crate::admission::Owner;
 use crate::policy::{Gate, Kind, at_defaults, gate, kind_off};
 use crate::registry::{Function, LayerSite};
 #[cfg(feature = "metrics")]
@@ -24,9 +25,7 @@ fn registry() -> std::sync::MutexGuard<'static, HashMap<&'static str, &'static B
 /// `name = "…"`. Found (or created) on first use, then cached, so calls take
 /// no lock.
 pub struct BreakerSite {
-    pub(crate) name: Option<&'static str>,
-    function: &'static Function,
-    pub(crate) policy: Option<&'static str>,
+    pub(crate) owner: Owner,
     config: Settings,
     breaker: OnceLock<&'static Breaker>,
     /// `resilience_calls_total`: success, failure, rejected.
@@ -43,9 +42,7 @@ impl BreakerSite {
         config: Settings,
     ) -> Self {
         Self {
-            name,
-            function,
-            policy,
+            owner: Owner::new(name, function, policy),
             config,
             breaker: OnceLock::new(),
             #[cfg(feature = "metrics")]
@@ -59,28 +56,18 @@ impl BreakerSite {
         self.breaker.get_or_init(|| self.register())
     }
 
-    /// The policy keys that reach it: a shared breaker's settings belong to
-    /// the breaker, so only its name keys them; otherwise the function's path
-    /// and `policy` name.
-    pub(crate) fn keys(&self) -> [Option<&'static str>; 2] {
-        match self.name {
-            Some(name) => [Some(name), None],
-            None => [Some(self.function.path()), self.policy],
-        }
-    }
-
     /// The name its breaker is known by.
     pub(crate) fn breaker_name(&self) -> &'static str {
-        self.name.unwrap_or_else(|| self.function.path())
+        self.owner.name()
     }
 
     #[cold]
     fn register(&self) -> &'static Breaker {
-        let function = self.function.path();
+        let function = self.owner.function.path();
         let create = |name| &*Box::leak(Box::new(Breaker::new(name, function, self.config)));
-        let Some(name) = self.name else {
+        let Some(name) = self.owner.name else {
             // Its own breaker; found through its site (see `find`).
-            return create(Name::Own(self.function));
+            return create(Name::Own(self.owner.function));
         };
         let mut registry = registry();
         let breaker = *registry
@@ -101,7 +88,7 @@ impl BreakerSite {
     /// says.
     #[inline]
     pub fn admit(&'static self) -> Result<Admitted, CircuitOpenError> {
-        let function = self.function.path();
+        let function = self.owner.function.path();
         let breaker = self.breaker();
         let admitted = if at_defaults() {
             breaker.admit(function, breaker.config)
@@ -143,7 +130,7 @@ impl BreakerSite {
                 telemetry::breaker_state(breaker.name(), breaker.state());
                 telemetry::calls(
                     recorder,
-                    self.function.label(),
+                    self.owner.function.label(),
                     "breaker",
                     ["success", "failure", "rejected"],
                 )
@@ -168,7 +155,7 @@ impl BreakerSite {
             return None;
         }
         let base = breaker.config;
-        match gate(Kind::Breaker, &self.keys(), |e| {
+        match gate(Kind::Breaker, &self.owner.keys(), |e| {
             let entry = e.circuit_breaker.unwrap_or_default();
             (entry.enabled, entry)
         }) {
@@ -191,8 +178,7 @@ impl BreakerSite {
 impl std::fmt::Debug for BreakerSite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BreakerSite")
-            .field("function", &self.function.path())
-            .field("name", &self.name)
+            .field("owner", &self.owner)
             .finish_non_exhaustive()
     }
 }

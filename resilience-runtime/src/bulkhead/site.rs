@@ -7,11 +7,9 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit, TryAcquireError};
 
 use super::BulkheadFullError;
-use crate::admission::Admission;
+use crate::admission::{Admission, Counted, Outcomes, Owner};
 use crate::policy::{Gate, Kind, at_defaults, gate, kind_off};
 use crate::registry::{Function, LayerSite, Shared};
-#[cfg(feature = "metrics")]
-use crate::telemetry;
 
 static SHARED: Shared<Bulkhead> = Shared::new();
 
@@ -137,14 +135,10 @@ impl Bulkhead {
 /// The bulkhead of one annotated function, found (or made) at its first
 /// call, then cached, so calls take no lock.
 pub struct BulkheadSite {
-    pub(crate) name: Option<&'static str>,
-    function: &'static Function,
-    pub(crate) policy: Option<&'static str>,
+    pub(crate) owner: Owner,
     config: Settings,
     bulkhead: OnceLock<&'static Bulkhead>,
-    /// `resilience_calls_total`: success, failure, rejected.
-    #[cfg(feature = "metrics")]
-    calls: telemetry::Cached<[metrics::Counter; 3]>,
+    outcomes: Outcomes,
 }
 
 impl BulkheadSite {
@@ -157,13 +151,10 @@ impl BulkheadSite {
         config: Settings,
     ) -> Self {
         Self {
-            name,
-            function,
-            policy,
+            owner: Owner::new(name, function, policy),
             config,
             bulkhead: OnceLock::new(),
-            #[cfg(feature = "metrics")]
-            calls: telemetry::Cached::new(),
+            outcomes: Outcomes::new("bulkhead"),
         }
     }
 
@@ -173,32 +164,19 @@ impl BulkheadSite {
 
     #[cold]
     fn register(&self) -> &'static Bulkhead {
-        let Some(name) = self.name else {
-            return Box::leak(Box::new(Bulkhead::new(self.function.path(), self.config)));
+        let Some(name) = self.owner.name else {
+            let own = Bulkhead::new(self.owner.function.path(), self.config);
+            return Box::leak(Box::new(own));
         };
         let (bulkhead, _) = SHARED.get_or_make(name, || Bulkhead::new(name, self.config));
         if bulkhead.config.max_concurrent != self.config.max_concurrent {
             tracing::warn!(
                 bulkhead = name,
-                function = self.function.path(),
+                function = self.owner.function.path(),
                 "functions sharing this bulkhead give it different places; those of the first one (or of the policy file) apply"
             );
         }
         bulkhead
-    }
-
-    /// The policy keys that reach it: a shared bulkhead's name alone, or the
-    /// function's path and `policy` name.
-    pub(crate) fn keys(&self) -> [Option<&'static str>; 2] {
-        match self.name {
-            Some(name) => [Some(name), None],
-            None => [Some(self.function.path()), self.policy],
-        }
-    }
-
-    /// The name its bulkhead is known by.
-    pub(crate) fn bulkhead_name(&self) -> &'static str {
-        self.name.unwrap_or_else(|| self.function.path())
     }
 
     /// Asks for a place: at once when one is free, else after a wait.
@@ -249,33 +227,16 @@ impl BulkheadSite {
 
     #[cold]
     fn reject(&'static self, bulkhead: &Bulkhead, waited: Duration) -> BulkheadFullError {
-        self.count(2);
+        self.outcomes.count(self.owner.function, Counted::Rejected);
         BulkheadFullError::new(bulkhead.name, bulkhead.places.load(Relaxed), waited)
     }
 
     /// Counts the outcome of an entered call and gives its place back.
     #[inline]
     pub fn finish(&'static self, entered: Entered, failed: bool) {
-        self.count(usize::from(failed));
+        self.outcomes
+            .count(self.owner.function, Counted::of(failed));
         drop(entered);
-    }
-
-    /// Counts a call in `resilience_calls_total`: 0 success, 1 failure, 2
-    /// rejected.
-    #[inline]
-    fn count(&'static self, _outcome: usize) {
-        #[cfg(feature = "metrics")]
-        self.calls.update(
-            |recorder| {
-                telemetry::calls(
-                    recorder,
-                    self.function.label(),
-                    "bulkhead",
-                    ["success", "failure", "rejected"],
-                )
-            },
-            |calls| calls[_outcome].increment(1),
-        );
     }
 
     /// The settings in force; `None` when switched off.
@@ -304,7 +265,7 @@ impl BulkheadSite {
             return None;
         }
         let base = self.written(bulkhead);
-        match gate(Kind::Bulkhead, &self.keys(), |e| {
+        match gate(Kind::Bulkhead, &self.owner.keys(), |e| {
             let entry = e.bulkhead.unwrap_or_default();
             (entry.enabled, entry)
         }) {
@@ -321,8 +282,7 @@ impl BulkheadSite {
 impl std::fmt::Debug for BulkheadSite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BulkheadSite")
-            .field("function", &self.function.path())
-            .field("name", &self.name)
+            .field("owner", &self.owner)
             .finish_non_exhaustive()
     }
 }
@@ -386,7 +346,7 @@ pub(super) fn find(name: &str) -> Option<&'static Bulkhead> {
     crate::registry::functions()
         .flat_map(|function| function.layers())
         .find_map(|layer| match layer {
-            LayerSite::Bulkhead(site) if site.bulkhead_name() == name => Some(site.bulkhead()),
+            LayerSite::Bulkhead(site) if site.owner.name() == name => Some(site.bulkhead()),
             _ => None,
         })
 }

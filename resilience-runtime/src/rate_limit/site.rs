@@ -14,12 +14,10 @@ use governor::{NotUntil, Quota, RateLimiter};
 
 use super::RateLimitedError;
 use super::keys::{Keys, Sweep};
-use crate::admission::Admission;
+use crate::admission::{Admission, Counted, Outcomes, Owner};
 use crate::monitor::clock;
 use crate::policy::{Gate, Kind, at_defaults, gate, kind_off};
 use crate::registry::{Function, Shared};
-#[cfg(feature = "metrics")]
-use crate::telemetry;
 
 static SHARED: Shared<Limiter> = Shared::new();
 
@@ -229,15 +227,11 @@ impl Limiter {
 /// The limiter of one annotated function, found (or made) at its first
 /// call, then cached, so calls take no lock.
 pub struct RateLimitSite {
-    pub(crate) name: Option<&'static str>,
-    function: &'static Function,
-    pub(crate) policy: Option<&'static str>,
+    pub(crate) owner: Owner,
     config: Settings,
     max_keys: usize,
     limiter: OnceLock<&'static Limiter>,
-    /// `resilience_calls_total`: success, failure, rejected.
-    #[cfg(feature = "metrics")]
-    calls: telemetry::Cached<[metrics::Counter; 3]>,
+    outcomes: Outcomes,
 }
 
 impl RateLimitSite {
@@ -251,14 +245,11 @@ impl RateLimitSite {
         max_keys: usize,
     ) -> Self {
         Self {
-            name,
-            function,
-            policy,
+            owner: Owner::new(name, function, policy),
             config,
             max_keys,
             limiter: OnceLock::new(),
-            #[cfg(feature = "metrics")]
-            calls: telemetry::Cached::new(),
+            outcomes: Outcomes::new("rate_limit"),
         }
     }
 
@@ -268,8 +259,8 @@ impl RateLimitSite {
 
     #[cold]
     fn register(&self) -> &'static Limiter {
-        let Some(name) = self.name else {
-            let limiter = Limiter::new(self.function.path(), self.config, self.max_keys);
+        let Some(name) = self.owner.name else {
+            let limiter = Limiter::new(self.owner.function.path(), self.config, self.max_keys);
             return Box::leak(Box::new(limiter));
         };
         let (limiter, _) =
@@ -277,25 +268,11 @@ impl RateLimitSite {
         if !limiter.config.same_quota(&self.config) || limiter.max_keys != self.max_keys {
             tracing::warn!(
                 limiter = name,
-                function = self.function.path(),
+                function = self.owner.function.path(),
                 "functions sharing this rate limiter give it different quotas; that of the first one (or of the policy file) applies"
             );
         }
         limiter
-    }
-
-    /// The policy keys that reach it: a shared limiter's name alone, or the
-    /// function's path and `policy` name.
-    pub(crate) fn keys(&self) -> [Option<&'static str>; 2] {
-        match self.name {
-            Some(name) => [Some(name), None],
-            None => [Some(self.function.path()), self.policy],
-        }
-    }
-
-    /// The name its limiter is known by.
-    pub(crate) fn limiter_name(&self) -> &'static str {
-        self.name.unwrap_or_else(|| self.function.path())
     }
 
     /// Asks for a permit for a call, of the quota of `key` if given (see
@@ -352,32 +329,15 @@ impl RateLimitSite {
 
     #[cold]
     fn reject(&'static self, limiter: &Limiter, retry_after: Duration) -> RateLimitedError {
-        self.count(2);
+        self.outcomes.count(self.owner.function, Counted::Rejected);
         RateLimitedError::new(limiter.name, retry_after)
     }
 
     /// Counts the outcome of an admitted call.
     #[inline]
     pub fn finish(&'static self, _admitted: Admitted, failed: bool) {
-        self.count(usize::from(failed));
-    }
-
-    /// Counts a call in `resilience_calls_total`: 0 success, 1 failure, 2
-    /// rejected.
-    #[inline]
-    fn count(&'static self, _outcome: usize) {
-        #[cfg(feature = "metrics")]
-        self.calls.update(
-            |recorder| {
-                telemetry::calls(
-                    recorder,
-                    self.function.label(),
-                    "rate_limit",
-                    ["success", "failure", "rejected"],
-                )
-            },
-            |calls| calls[_outcome].increment(1),
-        );
+        self.outcomes
+            .count(self.owner.function, Counted::of(failed));
     }
 
     /// The settings in force; `None` when switched off.
@@ -406,7 +366,7 @@ impl RateLimitSite {
             return None;
         }
         let base = self.written(limiter);
-        match gate(Kind::RateLimit, &self.keys(), |e| {
+        match gate(Kind::RateLimit, &self.owner.keys(), |e| {
             let entry = e.rate_limit.unwrap_or_default();
             (entry.enabled, entry)
         }) {
@@ -429,8 +389,7 @@ impl RateLimitSite {
 impl std::fmt::Debug for RateLimitSite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RateLimitSite")
-            .field("function", &self.function.path())
-            .field("name", &self.name)
+            .field("owner", &self.owner)
             .finish_non_exhaustive()
     }
 }
