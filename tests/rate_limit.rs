@@ -6,7 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use resilience_runtime::{RateLimitedError, TimeoutError, rate_limit, retry, timeout};
+use resilience_runtime::{
+    RateLimitedError, TimeoutError, rate_limit, retry, timeout, timeout_async,
+};
 use tokio::time::{Instant, sleep};
 
 #[rate_limit(per_second = 10, burst = 3)]
@@ -148,7 +150,8 @@ static ATTEMPTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::ne
 
 #[retry(attempts = 3, base = "1ms", jitter = "none")]
 #[rate_limit(per_second = 5, burst = 1)]
-async fn send() -> Result<Instant, RateLimitedError> {
+#[timeout_async("50ms")]
+async fn send() -> Result<Instant, FeedError> {
     ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     Ok(Instant::now())
 }
@@ -158,7 +161,8 @@ async fn under_a_retry_each_attempt_takes_a_permit_and_waits_for_the_next() {
     let start = Instant::now();
     send().await.unwrap();
     // The second call is rejected once, and its retry waits for the
-    // permit (200 ms), not its 1 ms backoff.
+    // permit (200 ms), not its 1 ms backoff; each attempt then has its own
+    // 50 ms, which the wait did not spend.
     let at = send().await.unwrap();
     assert_eq!(at - start, Duration::from_millis(200));
     assert_eq!(ATTEMPTS.load(std::sync::atomic::Ordering::SeqCst), 2);
