@@ -13,7 +13,7 @@
 //! sees no new keys costs nothing to keep.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -29,6 +29,28 @@ const SWEEP_EVERY: usize = 1024;
 pub fn key<K: Hash + ?Sized>(key: &K) -> u64 {
     static HASHER: OnceLock<RandomState> = OnceLock::new();
     HASHER.get_or_init(RandomState::new).hash_one(key)
+}
+
+/// The map's hasher: its keys are hashes already (with a random key), so
+/// it takes them as they are instead of hashing them again.
+#[derive(Default)]
+struct Hashed(u64);
+
+impl Hasher for Hashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed here; fold anything else in anyway.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
 }
 
 /// One GCRA state (a theoretical arrival time) per key.
@@ -52,7 +74,7 @@ impl Sweep {
 
 #[derive(Default)]
 struct Held {
-    states: HashMap<u64, u64>,
+    states: HashMap<u64, u64, BuildHasherDefault<Hashed>>,
     /// The state newcomers share while `states` is full.
     overflow: Option<u64>,
     arrivals: usize,
