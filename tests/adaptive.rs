@@ -197,4 +197,17 @@ async fn learning_pauses_while_the_breaker_is_open_or_a_policy_sets_the_limit() 
     assert_eq!(limit("guarded"), ms(400));
     policy::clear();
     assert_eq!(limit("guarded"), learned);
+
+    // A floor below the written one (10 ms) lets fast calls take the limit
+    // under it; without the file, the written floor holds again.
+    let file = write(
+        "adaptive-low.toml",
+        "[policies.\"adaptive::guarded\".adaptive]\nfloor = \"2ms\"\n",
+    );
+    policy::load(&file).unwrap();
+    run_for(12, 1).await;
+    let low = limit("guarded");
+    assert!(low < ms(10) && low >= ms(2), "{low:?}");
+    policy::clear();
+    assert_eq!(limit("guarded"), ms(10));
 }

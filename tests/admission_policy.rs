@@ -78,6 +78,41 @@ async fn a_quota_from_the_file_applies_to_the_calls_that_start_afterwards() {
     policy::clear();
     sleep(Duration::from_secs(10)).await;
     assert_eq!(admitted().await, 2, "back to its own quota");
+
+    // A limiter keeps its written quota and 7 more: two were put in force
+    // above, five more fit, and a sixth is refused, once, while the quota
+    // in force stays.
+    let recorder = common::Recorder::global();
+    for per_second in [101, 102, 103, 104, 105, 106, 106] {
+        policy::load(write(
+            "many.toml",
+            &format!("[policies.orders.rate_limit]\nper_second = {per_second}\n"),
+        ))
+        .unwrap();
+        order().await.unwrap();
+    }
+    assert_eq!(rate_in_force(), Duration::from_secs(1) / 105);
+    let refused = recorder.find(
+        "a rate limiter keeps its written quota and 7 more; this one is not put in force, the quota in force stays",
+        "limiter",
+        "admission_policy::order",
+    );
+    assert_eq!(refused.len(), 1);
+    policy::clear();
+}
+
+fn rate_in_force() -> Duration {
+    let site = sites()
+        .into_iter()
+        .find(|site| site.function == "admission_policy::order")
+        .unwrap();
+    match &site.layers[0] {
+        sites::Layer::RateLimit {
+            settings: Some(settings),
+            ..
+        } => settings.interval,
+        other => panic!("{other:?}"),
+    }
 }
 
 async fn admitted_up_to(n: usize) -> usize {

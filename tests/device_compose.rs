@@ -21,6 +21,8 @@ enum InferError {
     Device(#[from] DeviceError),
     #[error(transparent)]
     Timeout(#[from] TimeoutError),
+    #[error(transparent)]
+    Open(#[from] resilience_runtime::CircuitOpenError),
 }
 
 /// Each attempt takes 300 ms, then moves the batch to `device`.
@@ -80,6 +82,33 @@ async fn a_retry_written_below_retries_each_attempt() {
     // Three device attempts (the default `when` retries any error), then one
     // CPU run that succeeds.
     assert_eq!(RETRIED_RUNS.load(Relaxed), 4);
+}
+
+/// A breaker inside each device attempt.
+#[safe_mps_op]
+#[resilience_runtime::circuit_breaker]
+async fn guarded_inside(xs: &Tensor, device: Device) -> Result<Tensor, InferError> {
+    Ok(xs.f_to_device(device).map_err(DeviceError::from)? * 2)
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_rejected_below_the_device_layer_are_not_recorded() {
+    let recorded = || {
+        resilience_runtime::monitor::latency("device_compose::guarded_inside")
+            .map_or(0, |latency| latency.count())
+    };
+    let xs = Tensor::from_slice(&[1.0f32, 2.0]);
+    let _ = guarded_inside(&xs, Device::Cpu).await.unwrap();
+    assert_eq!(recorded(), 1);
+    assert!(resilience_runtime::breaker::force_open(
+        "device_compose::guarded_inside"
+    ));
+    let rejected = guarded_inside(&xs, Device::Cpu).await.unwrap_err();
+    assert!(matches!(rejected, InferError::Open(_)), "{rejected:?}");
+    assert_eq!(recorded(), 1, "a rejected call ran nothing");
+    resilience_runtime::breaker::reset("device_compose::guarded_inside");
+    let _ = guarded_inside(&xs, Device::Cpu).await.unwrap();
+    assert_eq!(recorded(), 2);
 }
 
 #[test]

@@ -73,6 +73,8 @@ enum FeedError {
     Limited(#[from] RateLimitedError),
     #[error(transparent)]
     Timeout(#[from] TimeoutError),
+    #[error("the feed failed")]
+    Failed,
 }
 
 #[rate_limit(per_second = 10, burst = 1, max_wait = "1s")]
@@ -166,4 +168,33 @@ async fn under_a_retry_each_attempt_takes_a_permit_and_waits_for_the_next() {
     let at = send().await.unwrap();
     assert_eq!(at - start, Duration::from_millis(200));
     assert_eq!(ATTEMPTS.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[retry(attempts = 2, base = "1ms", jitter = "none")]
+#[rate_limit(per_minute = 1)]
+async fn fails_then_limited() -> Result<(), FeedError> {
+    Err(FeedError::Failed)
+}
+
+fn recorded(function: &str) -> u64 {
+    resilience_runtime::monitor::latency(&format!("rate_limit::{function}"))
+        .map_or(0, |latency| latency.count())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_is_recorded_when_its_body_ran_in_any_attempt_and_not_when_it_never_ran() {
+    // Attempt 1 runs and fails; attempt 2 is rejected: the call ran, and
+    // its latency is recorded.
+    let limited = fails_then_limited().await.unwrap_err();
+    assert!(matches!(limited, FeedError::Limited(_)), "{limited:?}");
+    assert_eq!(recorded("fails_then_limited"), 1);
+    // Rejected: the call never ran, and is not recorded.
+    limited_once().await.unwrap();
+    assert!(limited_once().await.is_err());
+    assert_eq!(recorded("limited_once"), 1);
+}
+
+#[rate_limit(per_minute = 1)]
+async fn limited_once() -> Result<(), FeedError> {
+    Ok(())
 }

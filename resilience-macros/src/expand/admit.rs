@@ -97,7 +97,7 @@ pub(super) fn rate_limit(
     inner: TokenStream,
     gate: &Gate<'_>,
 ) -> TokenStream {
-    let Gate { site, retrier, .. } = *gate;
+    let Gate { site, retrier } = *gate;
     let key = match &args.key {
         Some(_) => {
             let var = key_var(site);
@@ -141,7 +141,6 @@ fn admitted(
     reject: TokenStream,
 ) -> TokenStream {
     let site = gate.site;
-    let (rejecting, running) = (gate.ran(false), gate.ran(true));
     let private = quote!(::resilience_runtime::__private);
     let admitted = private_ident("__resilience_admitted");
     let output = private_ident("__resilience_output");
@@ -150,12 +149,8 @@ fn admitted(
     // a wrong one gets.
     quote! {
         match #admission.await {
-            ::core::result::Result::Err(#rejected) => {
-                #rejecting
-                #reject
-            }
+            ::core::result::Result::Err(#rejected) => { #reject }
             ::core::result::Result::Ok(#admitted) => {
-                #running
                 let #output = #inner;
                 let #failed = {
                     #[allow(unused_imports)]

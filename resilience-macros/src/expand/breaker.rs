@@ -48,8 +48,7 @@ pub(super) fn site(args: &BreakerArgs, function: &Ident) -> TokenStream {
 /// also told to the call's `retrier`, which does not wait out a backoff for a
 /// call it knows will be rejected.
 pub(super) fn wrap(item: &FnItem, inner: TokenStream, gate: &Gate<'_>) -> TokenStream {
-    let Gate { site, retrier, .. } = *gate;
-    let (rejecting, running) = (gate.ran(false), gate.ran(true));
+    let Gate { site, retrier } = *gate;
     let private = quote!(::resilience_runtime::__private::breaker);
     let permit = private_ident("__resilience_permit");
     let output = private_ident("__resilience_output");
@@ -65,11 +64,9 @@ pub(super) fn wrap(item: &FnItem, inner: TokenStream, gate: &Gate<'_>) -> TokenS
         match #site.admit() {
             ::core::result::Result::Err(#rejected) => {
                 #tell_retrier
-                #rejecting
                 #reject
             }
             ::core::result::Result::Ok(#permit) => {
-                #running
                 let #output = #inner;
                 #site.finish(#permit, #private::Outcome::is_failure(&#output));
                 #output

@@ -203,18 +203,15 @@ impl Layer {
     }
 
     /// `inner` wrapped in this layer, whose settings are in `site`; the
-    /// call's retrier is `retrier` when a `#[retry]` layer is outside it,
-    /// and a layer that rejects says whether it ran the call in `ran` (see
-    /// [`measured`]).
+    /// call's retrier is `retrier` when a `#[retry]` layer is outside it.
     fn wrap(
         &self,
         item: &FnItem,
         inner: Inner,
         site: &Ident,
         retrier: Option<&Ident>,
-        ran: Option<&Ident>,
     ) -> TokenStream {
-        let gate = Gate { site, retrier, ran };
+        let gate = Gate { site, retrier };
         match self {
             Layer::Timeout(args) => timeout::wrap(args, item, inner.into_future(), site),
             Layer::Retry(args) => super::retry::wrap(args, item, inner.into_expr(), site),
@@ -226,27 +223,17 @@ impl Layer {
     }
 }
 
-/// What a layer that may reject a call is given: its site, the call's
-/// retrier if a `#[retry]` is outside it, and the flag that says whether
-/// the call ran (see [`measured`]).
+/// What a layer that may reject a call is given: its site, and the call's
+/// retrier if a `#[retry]` is outside it.
 pub(super) struct Gate<'a> {
     pub(super) site: &'a Ident,
     pub(super) retrier: Option<&'a Ident>,
-    pub(super) ran: Option<&'a Ident>,
 }
 
-impl Gate<'_> {
-    /// The statement that records whether the call ran past this layer.
-    pub(super) fn ran(&self, ran: bool) -> Option<TokenStream> {
-        self.ran.map(|flag| {
-            quote! {
-                #[allow(unused_assignments)]
-                {
-                    #flag = #ran;
-                }
-            }
-        })
-    }
+/// The flag that says whether a call ran its body, for a function with a
+/// layer that may reject calls (see [`measured`]).
+fn ran_flag() -> Ident {
+    private_ident("__resilience_ran")
 }
 
 /// What an outer attribute leaves in place of the attribute arguments it has
@@ -413,7 +400,17 @@ fn compose(layers: &[Layer], item: &FnItem, stmts: TokenStream, sync: bool) -> T
         .map(|(layer, site)| layer.entry(site));
     let (function, declaration) = declare_function(item, &entries.collect::<Vec<_>>());
     let statics = statics(layers, &sites, &function);
-    let body = layered(layers, &sites, item, stmts, &function, sync, true);
+    let ran = layers.iter().any(Layer::rejects).then(ran_flag);
+    let body = layered(
+        layers,
+        &sites,
+        item,
+        stmts,
+        &function,
+        sync,
+        true,
+        ran.as_ref().map(|flag| (flag, true)),
+    );
     quote! {
         #declaration
         #statics
@@ -458,16 +455,38 @@ fn with_device(
     // Inner layers see the arguments as the user wrote them; the device layer
     // binds them in its closure, whose parameters lose a `mut` the inner
     // layers' own bindings now carry.
-    let stmts = layered(&inner, &inner_sites, item, stmts, &function, sync, false);
+    // The body starts below the innermost layer that may reject a call: in
+    // each device attempt when there is one below the device layer.
+    let inner_rejects = inner.iter().any(Layer::rejects);
+    let ran = (inner_rejects || outer.iter().any(Layer::rejects)).then(ran_flag);
+    let stmts = layered(
+        &inner,
+        &inner_sites,
+        item,
+        stmts,
+        &function,
+        sync,
+        false,
+        ran.as_ref().map(|flag| (flag, inner_rejects)),
+    );
     for layer in &inner {
         layer.prepare(item);
     }
     let stmts = device.rebind(item).wrap(item, Some(stmts), &device_site);
     let body = if outer.is_empty() {
         // No `all_off` return to skip the record: the start asks.
-        measured(&function, stmts, true, None)
+        measured(&function, stmts, true, ran.as_ref())
     } else {
-        layered(&outer, &outer_sites, item, stmts, &function, sync, true)
+        layered(
+            &outer,
+            &outer_sites,
+            item,
+            stmts,
+            &function,
+            sync,
+            true,
+            ran.as_ref().map(|flag| (flag, !inner_rejects)),
+        )
     };
     for layer in &outer {
         layer.prepare(item);
@@ -481,9 +500,11 @@ fn with_device(
 
 /// `body` (statements that end in the function's output), recorded as one
 /// call of `function` in the monitor and the metrics when it completes: a
-/// block expression. With `ran`, a flag the layers that may reject a call
-/// set, a call they rejected without running it is not recorded: it says
-/// nothing of the function's latency (which adaptive timeouts learn from).
+/// block expression. With `ran`, the flag a call sets when its body starts
+/// (below every layer that may reject it, see [`layered`]), a call rejected
+/// without running its body is not recorded: it says nothing of the
+/// function's latency (which adaptive timeouts learn from). A call that ran
+/// its body in any attempt is.
 fn measured(
     function: &Ident,
     body: TokenStream,
@@ -498,13 +519,12 @@ fn measured(
     } else {
         quote!(#private::Start::now())
     };
+    // An atomic, not a `bool`: a device layer's runner calls the attempts
+    // that set it through a shared reference, and the future stays `Send`.
     let (declare, check) = match ran {
         Some(ran) => (
-            quote! {
-                #[allow(unused_mut, unused_assignments)]
-                let mut #ran = true;
-            },
-            quote!(#ran),
+            quote!(let #ran = ::core::sync::atomic::AtomicBool::new(false);),
+            quote!(#ran.load(::core::sync::atomic::Ordering::Relaxed)),
         ),
         None => (TokenStream::new(), quote!(true)),
     };
@@ -544,7 +564,9 @@ fn statics(layers: &[Layer], sites: &[Ident], function: &Ident) -> TokenStream {
 /// the arguments, which each attempt calls again; otherwise an async block,
 /// or in a `sync` function a closure. When the kill switch has turned every
 /// layer of the function off, the function runs the body directly; when not,
-/// and `measure` says so, the call is recorded (see [`measured`]).
+/// and `measure` says so, the call is recorded (see [`measured`]). With
+/// `ran`, the flag of the call's record and whether these layers' body sets
+/// it when it starts.
 #[allow(clippy::too_many_arguments)]
 fn layered(
     layers: &[Layer],
@@ -554,6 +576,7 @@ fn layered(
     function: &Ident,
     sync: bool,
     measure: bool,
+    ran: Option<(&Ident, bool)>,
 ) -> TokenStream {
     if layers.is_empty() {
         return stmts;
@@ -583,12 +606,19 @@ fn layered(
         )
     };
     let retrier = super::retry::retrier();
-    let ran =
-        (measure && layers.iter().any(Layer::rejects)).then(|| private_ident("__resilience_ran"));
     let (innermost, direct) = if sync {
         (Inner::Expr(call.clone()), call)
     } else {
-        (Inner::Future(self::call(call.clone())), quote!(#call.await))
+        let body = self::call(call.clone());
+        let body = match ran {
+            // Built only once every layer above has let the call through.
+            Some((flag, true)) => quote! {{
+                #flag.store(true, ::core::sync::atomic::Ordering::Relaxed);
+                #body
+            }},
+            _ => body,
+        };
+        (Inner::Future(body), quote!(#call.await))
     };
     let layered = layers
         .iter()
@@ -597,11 +627,11 @@ fn layered(
         .rev()
         .fold(innermost, |inner, (i, (layer, site))| {
             let retried = layers[..i].iter().any(|l| matches!(l, Layer::Retry(_)));
-            Inner::Expr(layer.wrap(item, inner, site, retried.then_some(&retrier), ran.as_ref()))
+            Inner::Expr(layer.wrap(item, inner, site, retried.then_some(&retrier)))
         })
         .into_expr();
     let layered = if measure {
-        measured(function, layered, false, ran.as_ref())
+        measured(function, layered, false, ran.map(|(flag, _)| flag))
     } else {
         layered
     };

@@ -116,6 +116,15 @@ impl TimeoutSite {
         }
     }
 
+    /// The limit learned so far, as learned (under the bounds in force
+    /// then); `None` before the first.
+    fn learned(&self) -> Option<Duration> {
+        match self.learned.load(Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+
     /// Whether its limit adapts (`adaptive(...)`).
     pub(crate) fn is_adaptive(&self) -> bool {
         self.adaptive.is_some()
@@ -125,10 +134,11 @@ impl TimeoutSite {
     fn limit_by_policy(&self) -> Option<Duration> {
         match self.by_policy()? {
             (Some(limit), _) => Some(limit),
-            (None, Some(adaptive)) => {
-                let learned = self.written_or_learned();
-                Some(learned.clamp(adaptive.floor.min(self.limit), self.limit))
-            }
+            // The bounds in force: a policy's floor may be lower than the
+            // written one.
+            (None, Some(adaptive)) => Some(self.learned().map_or(self.limit, |learned| {
+                learned.clamp(adaptive.floor.min(self.limit), self.limit)
+            })),
             (None, None) => Some(self.limit),
         }
     }
@@ -193,7 +203,7 @@ impl TimeoutSite {
         if calls < u64::from(adaptive.min_calls) {
             return;
         }
-        let current = self.written_or_learned();
+        let current = self.learned().unwrap_or(self.limit);
         let percentile = Duration::from_nanos(nanos);
         let next = adaptive.next(current, percentile, self.limit);
         self.learned.store(

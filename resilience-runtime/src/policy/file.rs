@@ -310,7 +310,9 @@ impl TryFrom<RawRateLimit> for RateLimitEntry {
         Ok(Self {
             enabled: raw.enabled,
             rate,
-            burst: raw.burst,
+            // A rate without a burst bursts its count, as in the attribute:
+            // set here, so that it wins over a burst of a lower key.
+            burst: raw.burst.or(rate.map(|rate| Attempts(rate.count))),
             max_wait: raw.max_wait,
         })
     }

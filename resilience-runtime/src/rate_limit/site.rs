@@ -2,7 +2,7 @@
 //! under the quota the policy in force sets.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -169,6 +169,11 @@ pub(crate) struct Limiter {
     /// The quota in force: an index into `quotas`.
     current: AtomicUsize,
     switching: Mutex<()>,
+    /// The last quota refused for want of room, as (interval in
+    /// nanoseconds, burst): calls asking for it again keep the quota in
+    /// force without a lock, and it is reported once.
+    refused: AtomicU64,
+    refused_burst: AtomicU32,
 }
 
 impl Limiter {
@@ -182,6 +187,8 @@ impl Limiter {
             quotas,
             current: AtomicUsize::new(0),
             switching: Mutex::new(()),
+            refused: AtomicU64::new(0),
+            refused_burst: AtomicU32::new(0),
         }
     }
 
@@ -189,9 +196,28 @@ impl Limiter {
     /// one in force.
     #[inline]
     fn gcra(&'static self, settings: &Settings) -> &'static Gcra {
-        match self.quotas[self.current.load(Relaxed)].get() {
+        let current = self.quotas[self.current.load(Relaxed)].get();
+        match current {
             Some(gcra) if gcra.settings.same_quota(settings) => gcra,
+            Some(gcra) if self.was_refused(settings) => gcra,
             _ => self.switch(settings),
+        }
+    }
+
+    /// Whether the quota of `settings` is the one last refused.
+    #[inline]
+    fn was_refused(&self, settings: &Settings) -> bool {
+        self.refused.load(Relaxed) == nanos(settings.interval)
+            && self.refused_burst.load(Relaxed) == settings.burst
+    }
+
+    /// The settings in force when `settings` are asked for: those of the
+    /// quota in force, which is another when that one was refused.
+    fn in_force(&'static self, settings: Settings) -> Settings {
+        let gcra = self.gcra(&settings);
+        Settings {
+            max_wait: settings.max_wait,
+            ..gcra.settings
         }
     }
 
@@ -208,12 +234,16 @@ impl Limiter {
         });
         let Some(index) = found else {
             let current = self.current.load(Relaxed);
-            tracing::warn!(
-                limiter = self.name,
-                quotas = QUOTAS,
-                "a rate limiter keeps its written quota and {} more; this one is not put in force, the quota in force stays",
-                QUOTAS - 1
-            );
+            if !self.was_refused(settings) {
+                self.refused_burst.store(settings.burst, Relaxed);
+                self.refused.store(nanos(settings.interval), Relaxed);
+                tracing::warn!(
+                    limiter = self.name,
+                    quotas = QUOTAS,
+                    "a rate limiter keeps its written quota and {} more; this one is not put in force, the quota in force stays",
+                    QUOTAS - 1
+                );
+            }
             return self.quotas[current]
                 .get()
                 .expect("the quota in force exists");
@@ -343,11 +373,12 @@ impl RateLimitSite {
     /// The settings in force; `None` when switched off.
     pub(crate) fn settings_in_force(&self) -> Option<Settings> {
         let limiter = self.limiter();
-        if at_defaults() {
+        let asked = if at_defaults() {
             Some(self.written(limiter))
         } else {
             self.settings_by_policy(limiter)
-        }
+        };
+        asked.map(|settings| limiter.in_force(settings))
     }
 
     /// The limiter's quota (shared by name) with this site's own wait: how
@@ -372,14 +403,9 @@ impl RateLimitSite {
         }) {
             Gate::Defaults => Some(base),
             Gate::Off => None,
-            // A rate without a burst bursts its count, as in the attribute.
             Gate::Override(entry) => Some(Settings {
                 interval: entry.rate.map_or(base.interval, |rate| rate.interval),
-                burst: entry
-                    .burst
-                    .map(|burst| burst.0)
-                    .or(entry.rate.map(|rate| rate.count))
-                    .unwrap_or(base.burst),
+                burst: entry.burst.map_or(base.burst, |burst| burst.0),
                 max_wait: entry.max_wait.map_or(base.max_wait, |d| d.0),
             }),
         }
@@ -396,3 +422,8 @@ impl std::fmt::Debug for RateLimitSite {
 
 /// A call the limiter admitted.
 pub struct Admitted(());
+
+/// A duration in nanoseconds, saturated.
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
