@@ -6,8 +6,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::Ident;
 
-use super::compose::Gate;
-use super::{duration, option, output_span, private_ident};
+use super::{Gate, duration, option, output_span, private_ident};
 use crate::args::{BulkheadArgs, RateLimitArgs};
 use crate::item::FnItem;
 

@@ -5,7 +5,7 @@
 //! The compiler expands the top attribute first, with the others still on the
 //! item. So the top attribute takes the resilience attributes below it off
 //! the item, and builds all of their code itself, innermost first. This
-//! module drives that; the leaves (`timeout`, `retry`, `breaker`, `device`) each build
+//! module drives that; the leaves (`timeout`, `retry`, `breaker`, `admit`, `device`) each build
 //! one layer and know nothing of the others.
 
 use proc_macro2::TokenStream;
@@ -16,7 +16,9 @@ use syn::{Attribute, Ident, Meta};
 // the entry points.
 #[cfg(feature = "tch")]
 use super::device::Device;
-use super::{admit, breaker, call, declare_function, fake_return_edge, private_ident, timeout};
+use super::{
+    Gate, admit, breaker, call, declare_function, fake_return_edge, private_ident, timeout,
+};
 #[cfg(feature = "tch")]
 use crate::args::DeviceArgs;
 use crate::args::{
@@ -221,13 +223,6 @@ impl Layer {
             Layer::Monitor(_) => super::monitor::wrap(inner.into_expr(), site),
         }
     }
-}
-
-/// What a layer that may reject a call is given: its site, and the call's
-/// retrier if a `#[retry]` is outside it.
-pub(super) struct Gate<'a> {
-    pub(super) site: &'a Ident,
-    pub(super) retrier: Option<&'a Ident>,
 }
 
 /// The flag that says whether a call ran its body, for a function with a

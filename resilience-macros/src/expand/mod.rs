@@ -22,6 +22,13 @@ use quote::quote;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Ident, Type, TypeInfer};
 
+/// What a layer that may reject a call is given: its site, and the call's
+/// retrier if a `#[retry]` is outside it.
+pub(super) struct Gate<'a> {
+    pub(super) site: &'a Ident,
+    pub(super) retrier: Option<&'a Ident>,
+}
+
 /// `Some(value)` or `None`, as the expression that builds it: a site's
 /// `policy = "…"` name, a breaker's name, an optional duration.
 fn option(value: Option<impl quote::ToTokens>) -> TokenStream {
