@@ -326,8 +326,8 @@ pub trait PlainOutcome {
 
 impl<T> PlainOutcome for Outcome<'_, T> {}
 
-/// Instances shared across functions by `name = "…"` (bulkheads, rate
-/// limiters): made by the first function that asks, kept for the life of
+/// Instances shared across functions by `name = "…"` (breakers, rate
+/// limiters, bulkheads): made by the first function that asks, kept for the life of
 /// the program. Looked up once per site, never per call.
 pub(crate) struct Shared<T: 'static>(Mutex<Vec<(&'static str, &'static T)>>);
 
@@ -336,20 +336,15 @@ impl<T> Shared<T> {
         Self(Mutex::new(Vec::new()))
     }
 
-    /// The instance called `name`, made by `make` if there is none yet;
-    /// `true` when this call made it.
-    pub(crate) fn get_or_make(
-        &self,
-        name: &'static str,
-        make: impl FnOnce() -> T,
-    ) -> (&'static T, bool) {
+    /// The instance called `name`, made by `make` if there is none yet.
+    pub(crate) fn get_or_make(&self, name: &'static str, make: impl FnOnce() -> T) -> &'static T {
         let mut shared = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, found)) = shared.iter().find(|(known, _)| *known == name) {
-            return (found, false);
+            return found;
         }
         let made: &'static T = Box::leak(Box::new(make()));
         shared.push((name, made));
-        (made, true)
+        made
     }
 
     /// The instance called `name`, if one was made.

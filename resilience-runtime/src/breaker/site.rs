@@ -1,25 +1,17 @@
 //! Where each annotated function finds its breaker: its own, or one shared
 //! by name, in a registry that operators look breakers up in.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::OnceLock;
 
 use super::CircuitOpenError;
 use super::state::{Breaker, Name, Permit, Settings};
 use crate::admission::Owner;
 use crate::policy::{Gate, Kind, at_defaults, gate, kind_off};
-use crate::registry::{Function, LayerSite};
+use crate::registry::{Function, LayerSite, Shared};
 #[cfg(feature = "metrics")]
 use crate::telemetry;
 
-static BREAKERS: OnceLock<Mutex<HashMap<&'static str, &'static Breaker>>> = OnceLock::new();
-
-fn registry() -> std::sync::MutexGuard<'static, HashMap<&'static str, &'static Breaker>> {
-    BREAKERS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-}
+static SHARED: Shared<Breaker> = Shared::new();
 
 /// The breaker of one annotated function: its own, or the one it shares by
 /// `name = "…"`. Found (or created) on first use, then cached, so calls take
@@ -64,15 +56,14 @@ impl BreakerSite {
     #[cold]
     fn register(&self) -> &'static Breaker {
         let function = self.owner.function.path();
-        let create = |name| &*Box::leak(Box::new(Breaker::new(name, function, self.config)));
         let Some(name) = self.owner.name else {
             // Its own breaker; found through its site (see `find`).
-            return create(Name::Own(self.owner.function));
+            let own = Breaker::new(Name::Own(self.owner.function), function, self.config);
+            return Box::leak(Box::new(own));
         };
-        let mut registry = registry();
-        let breaker = *registry
-            .entry(name)
-            .or_insert_with(|| create(Name::Shared(name)));
+        let breaker = SHARED.get_or_make(name, || {
+            Breaker::new(Name::Shared(name), function, self.config)
+        });
         if breaker.config != self.config {
             tracing::warn!(
                 breaker = name,
@@ -202,7 +193,7 @@ impl Drop for Admitted {
 /// The breaker `name`: a shared one, or the one of the function of that path
 /// (created now if it has not run yet).
 pub(super) fn find(name: &str) -> Option<&'static Breaker> {
-    if let Some(breaker) = registry().get(name).copied() {
+    if let Some(breaker) = SHARED.get(name) {
         return Some(breaker);
     }
     crate::registry::functions()

@@ -10,9 +10,9 @@
 //! handed one.
 //!
 //! Every annotated function has a bulkhead of its own, unless it shares one
-//! on purpose with `name = "…"`: then the settings of the first function
-//! that registered it (or of the policy file, under the bulkhead's name)
-//! apply to all of them.
+//! on purpose with `name = "…"`: then the places of the first function that
+//! registered it (or of the policy file, under the bulkhead's name) apply to
+//! all of them, and each function keeps its own `max_wait`.
 //!
 //! ```
 //! use resilience_runtime::{bulkhead, BulkheadFullError};

@@ -168,7 +168,7 @@ impl BulkheadSite {
             let own = Bulkhead::new(self.owner.function.path(), self.config);
             return Box::leak(Box::new(own));
         };
-        let (bulkhead, _) = SHARED.get_or_make(name, || Bulkhead::new(name, self.config));
+        let bulkhead = SHARED.get_or_make(name, || Bulkhead::new(name, self.config));
         if bulkhead.config.max_concurrent != self.config.max_concurrent {
             tracing::warn!(
                 bulkhead = name,
@@ -305,31 +305,22 @@ impl Drop for Waiting {
 
 /// A call's place in the bulkhead, given back when it is dropped: when the
 /// call completes, is dropped or panics.
-pub struct Entered {
-    permit: Option<SemaphorePermit<'static>>,
-    bulkhead: Option<&'static Bulkhead>,
-}
+pub struct Entered(Option<(SemaphorePermit<'static>, &'static Bulkhead)>);
 
 impl Entered {
     fn new(bulkhead: &'static Bulkhead, permit: SemaphorePermit<'static>) -> Self {
-        Self {
-            permit: Some(permit),
-            bulkhead: Some(bulkhead),
-        }
+        Self(Some((permit, bulkhead)))
     }
 
     /// A call the kill switch lets through without a place.
     fn pass() -> Self {
-        Self {
-            permit: None,
-            bulkhead: None,
-        }
+        Self(None)
     }
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        if let (Some(permit), Some(bulkhead)) = (self.permit.take(), self.bulkhead)
+        if let Some((permit, bulkhead)) = self.0.take()
             && bulkhead.repay()
         {
             permit.forget();

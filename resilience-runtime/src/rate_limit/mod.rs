@@ -12,7 +12,8 @@
 //! `key = argument` keeps a quota per value of that argument (per user, per
 //! venue): idle keys are dropped as new ones arrive, and at most `max_keys`
 //! (10 000 by default) are kept; see `docs/design.md`. `name = "…"` shares
-//! one limiter (and, with `key`, one quota per key) across functions.
+//! one limiter (and, with `key`, one quota per key) across functions; each
+//! keeps its own `max_wait`.
 //!
 //! ```
 //! use resilience_runtime::{rate_limit, RateLimitedError};

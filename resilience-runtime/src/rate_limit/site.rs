@@ -2,10 +2,11 @@
 //! under the quota the policy in force sets.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
@@ -169,11 +170,10 @@ pub(crate) struct Limiter {
     /// The quota in force: an index into `quotas`.
     current: AtomicUsize,
     switching: Mutex<()>,
-    /// The last quota refused for want of room, as (interval in
-    /// nanoseconds, burst): calls asking for it again keep the quota in
-    /// force without a lock, and it is reported once.
-    refused: AtomicU64,
-    refused_burst: AtomicU32,
+    /// The last quota refused for want of room, as (interval, burst), in
+    /// one word: calls asking for it again keep the quota in force without
+    /// a lock, and it is reported once.
+    refused: ArcSwapOption<(Duration, u32)>,
 }
 
 impl Limiter {
@@ -187,8 +187,7 @@ impl Limiter {
             quotas,
             current: AtomicUsize::new(0),
             switching: Mutex::new(()),
-            refused: AtomicU64::new(0),
-            refused_burst: AtomicU32::new(0),
+            refused: ArcSwapOption::const_empty(),
         }
     }
 
@@ -207,8 +206,10 @@ impl Limiter {
     /// Whether the quota of `settings` is the one last refused.
     #[inline]
     fn was_refused(&self, settings: &Settings) -> bool {
-        self.refused.load(Relaxed) == nanos(settings.interval)
-            && self.refused_burst.load(Relaxed) == settings.burst
+        self.refused
+            .load()
+            .as_deref()
+            .is_some_and(|&refused| refused == (settings.interval, settings.burst))
     }
 
     /// The settings in force when `settings` are asked for: those of the
@@ -235,8 +236,8 @@ impl Limiter {
         let Some(index) = found else {
             let current = self.current.load(Relaxed);
             if !self.was_refused(settings) {
-                self.refused_burst.store(settings.burst, Relaxed);
-                self.refused.store(nanos(settings.interval), Relaxed);
+                let refused = (settings.interval, settings.burst);
+                self.refused.store(Some(Arc::new(refused)));
                 tracing::warn!(
                     limiter = self.name,
                     quotas = QUOTAS,
@@ -293,8 +294,7 @@ impl RateLimitSite {
             let limiter = Limiter::new(self.owner.function.path(), self.config, self.max_keys);
             return Box::leak(Box::new(limiter));
         };
-        let (limiter, _) =
-            SHARED.get_or_make(name, || Limiter::new(name, self.config, self.max_keys));
+        let limiter = SHARED.get_or_make(name, || Limiter::new(name, self.config, self.max_keys));
         if !limiter.config.same_quota(&self.config) || limiter.max_keys != self.max_keys {
             tracing::warn!(
                 limiter = name,
@@ -422,8 +422,3 @@ impl std::fmt::Debug for RateLimitSite {
 
 /// A call the limiter admitted.
 pub struct Admitted(());
-
-/// A duration in nanoseconds, saturated.
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
-}
